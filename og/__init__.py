@@ -1,0 +1,41 @@
+"""og: a toolkit for OG-LLaVA (object-guided visual tokens for LLaVA-style models).
+
+Registries of interchangeable components (`ENCODERS`, `SEGMENTERS`, `FUSIONS`, ...), frozen
+specs that compose them into variants (`ModelSpec`, `preset`), and the entry points
+`og.build(spec, ...)` and `og.load(path)` (the model issue).
+"""
+
+from og.registry import (
+    ALL_REGISTRIES,
+    BENCHMARKS,
+    DOWNSAMPLERS,
+    ENCODERS,
+    FUSIONS,
+    LLMS,
+    POSITIONS,
+    PROJECTORS,
+    SEGMENTERS,
+    Registry,
+)
+from og.spec import ModelSpec, preset
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALL_REGISTRIES", "BENCHMARKS", "DOWNSAMPLERS", "ENCODERS", "FUSIONS", "LLMS", "POSITIONS",
+    "PROJECTORS", "SEGMENTERS", "ModelSpec", "Registry", "preset", "__version__", "build", "load",
+]
+
+
+def build(spec, **paths):  # noqa: ANN001, ANN201 - thin lazy wrappers, documented in og.model
+    """Build a model and processor for a spec (see `og.model.factory.build`)."""
+    from og.model.factory import build as _build
+
+    return _build(spec, **paths)
+
+
+def load(path, **kwargs):  # noqa: ANN001, ANN201
+    """Load `(model, processor)` saved by `save_pretrained` (see `og.model.factory.load`)."""
+    from og.model.factory import load as _load
+
+    return _load(path, **kwargs)

@@ -1,0 +1,1 @@
+"""Benchmarks registered in BENCHMARKS."""
