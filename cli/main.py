@@ -53,7 +53,7 @@ def main() -> None:
     """Console entry point: errors become one red line unless --debug."""
     try:
         app(standalone_mode=False)
-    except SystemExit as exit_:
+    except SystemExit:
         raise
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)

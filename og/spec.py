@@ -50,6 +50,8 @@ def _parse_value(text: str) -> Value:
 
 def _coerce(owner: str, key: str, value: Value, default: Value) -> Value:
     """Check `value` against the type of the field's default (ints may widen to floats)."""
+    if value is None and isinstance(default, str):
+        return "none"  # a string switch whose value is the word "none"
     if value is None or default is None:
         return value
     if isinstance(default, bool):
