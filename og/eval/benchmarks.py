@@ -1,1 +1,0 @@
-"""Benchmarks registered in BENCHMARKS."""
