@@ -1,0 +1,168 @@
+"""Fusion strategies (FUSIONS): encoder patch features + a packed layout -> the visual tokens.
+
+Each strategy is an `nn.Module` built as ``FUSIONS.get(name)(spec, dim, grid)`` with a
+classmethod ``plan(spec, coverage, grid, scores) -> TokenLayout`` (CPU, processor side; see
+`og.fusion.plan`) and one shared forward over the whole batch:
+
+    features (B, h*w, D) --one index_select--> (ΣT, D), then the few special rows are written
+    in place: global means (one dense mean over patches), begin-of-mask vectors, pooled tokens
+    (one index_add segment-sum, accumulated in float32).
+
+No Python loop over images or masks, no `.item()`, no host transfer; any device and dtype.
+
+- `patches`: every patch in raster order (LLaVA-1.5); the features come back unchanged.
+- `masktoken` (OG-LLaVA): the global view (mean token / all patches / none), then per mask a
+  learned begin-of-mask vector (one (1, D) parameter in encoder space, before the projector;
+  `bom_token=false` leaves it out) and the features of its patches in raster order. Overlapping
+  masks each carry their own copy of shared patches, as published.
+- `maskpool`: the global view, then one token per mask: the coverage-weighted mean of its
+  member patches. `bom_token` has no effect here (there are no mask spans to mark).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from og.fusion.layout import BOM, GLOBAL_MEAN, GLOBAL_PATCH, PATCH, POOLED, PackedLayout, TokenLayout
+from og.fusion.plan import Selection, select_masks
+from og.registry import FUSIONS
+from og.spec import FusionSpec
+
+_KEYS = ("kind", "patch", "mask", "segment", "row", "col", "group")
+
+
+def _full(n: int, value: int) -> torch.Tensor:
+    return torch.full((n,), value, dtype=torch.long)
+
+
+def _with_rowcol(part: dict[str, torch.Tensor], w: int) -> dict[str, torch.Tensor]:
+    p = part["patch"]
+    part["row"] = torch.where(p >= 0, p // w, -1)
+    part["col"] = torch.where(p >= 0, p % w, -1)
+    return part
+
+
+def global_part(view: str, grid: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """The global view's tokens: one mean token, every patch (one rope group), or nothing."""
+    n = {"mean": 1, "all": grid[0] * grid[1], "none": 0}[view]
+    kind, patch = {
+        "mean": (_full(1, GLOBAL_MEAN), _full(1, -1)),
+        "all": (_full(n, GLOBAL_PATCH), torch.arange(n)),
+        "none": (_full(0, 0), _full(0, 0)),
+    }[view]
+    part = {"kind": kind, "patch": patch, "mask": _full(n, -1), "segment": _full(n, 0), "group": _full(n, 0)}
+    return _with_rowcol(part, grid[1])
+
+
+def _layout(grid: tuple[int, int], parts: list[dict[str, torch.Tensor]], sel: Selection | None,
+            **pool: torch.Tensor) -> TokenLayout:
+    cat = {k: torch.cat([p[k] for p in parts]) for k in _KEYS}
+    info = {} if sel is None else {"masks": sel.ids, "n_masks_in": sel.n_in, "n_empty": sel.n_empty,
+                                   "n_over_budget": sel.n_over_budget, "fallback": sel.fallback}
+    return TokenLayout(grid=grid, **cat, **pool, **info)
+
+
+class Fusion(nn.Module):
+    """Base: the shared batched forward; subclasses add parameters and `plan`."""
+
+    def __init__(self, spec: FusionSpec, dim: int, grid: tuple[int, int]) -> None:
+        super().__init__()
+        self.spec, self.dim, self.grid = spec, int(dim), (int(grid[0]), int(grid[1]))
+        self.register_parameter("bom", None)  # (1, D) begin-of-mask vector where a fusion has one
+
+    @classmethod
+    def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
+             scores: torch.Tensor | None = None) -> TokenLayout:
+        raise NotImplementedError
+
+    def forward(self, features: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
+        b, n, d = features.shape
+        if (n, d) != (self.grid[0] * self.grid[1], self.dim) or b != layout.batch_size:
+            raise ValueError(f"features {tuple(features.shape)} do not match this fusion (grid {self.grid}, "
+                             f"dim {self.dim}) and the layout's {layout.batch_size} images")
+        if tuple(layout.grid) != self.grid:
+            raise ValueError(f"layout grid {layout.grid} != fusion grid {self.grid}; plan with the encoder's grid")
+        flat = features.reshape(b * n, d)  # (B*N, D)
+        if layout.identity:
+            return flat  # every image is the plain raster of its patches
+        out = flat.index_select(0, layout.src)  # (ΣT, D)
+        if layout.mean_pos.numel():
+            means = features.mean(1).index_select(0, layout.mean_img)  # (n_mean, D)
+            out.index_copy_(0, layout.mean_pos, means)
+        if layout.bom_pos.numel():
+            if self.bom is None:
+                raise ValueError(f"the layout has begin-of-mask tokens but fusion {self.spec.id!r} has none; "
+                                 "plan layouts with the same fusion spec as the model")
+            bom = self.bom.to(out.dtype).expand(layout.bom_pos.numel(), d)  # (n_bom, D)
+            out.index_copy_(0, layout.bom_pos, bom)
+        if layout.pool_pos.numel():
+            rows = flat.index_select(0, layout.pool_src).float() * layout.pool_weight[:, None]  # (E, D)
+            pooled = rows.new_zeros(layout.pool_pos.numel(), d).index_add_(0, layout.pool_slot, rows)
+            out.index_copy_(0, layout.pool_pos, pooled.to(out.dtype))  # (n_pool, D) written
+        return out
+
+
+@FUSIONS.register("patches")
+class PatchesFusion(Fusion):
+    """Every patch in raster order, unchanged (LLaVA-1.5, the baseline)."""
+
+    @classmethod
+    def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
+             scores: torch.Tensor | None = None) -> TokenLayout:
+        n = grid[0] * grid[1]
+        if spec.max_tokens is not None and spec.max_tokens < n:
+            raise ValueError(f"fusion 'patches' always gives h*w={n} tokens; max_tokens={spec.max_tokens} "
+                             "is smaller: unset max_tokens or use a mask fusion")
+        part = _with_rowcol({"kind": _full(n, GLOBAL_PATCH), "patch": torch.arange(n), "mask": _full(n, -1),
+                             "segment": _full(n, 0), "group": torch.arange(n)}, grid[1])
+        m = 0 if coverage is None else int(coverage.shape[0])
+        return TokenLayout(grid=grid, n_masks_in=m, **{k: part[k] for k in _KEYS})
+
+
+@FUSIONS.register("masktoken")
+class MaskTokenFusion(Fusion):
+    """OG-LLaVA: global view, then per mask a begin-of-mask vector and its patches."""
+
+    def __init__(self, spec: FusionSpec, dim: int, grid: tuple[int, int]) -> None:
+        super().__init__(spec, dim, grid)
+        if spec.bom_token:
+            self.bom = nn.Parameter(torch.randn(1, self.dim) * 0.02)  # (1, D), encoder space
+
+    @classmethod
+    def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
+             scores: torch.Tensor | None = None) -> TokenLayout:
+        b = int(spec.bom_token)
+        sel = select_masks(spec, coverage, grid, scores, cost=lambda c: c + b)
+        head = global_part(spec.global_view, grid)
+        sizes = sel.member.sum(1) + b  # (K,) tokens per group
+        tok_group = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # (L,)
+        kind = _full(len(tok_group), PATCH)
+        if b:
+            kind[torch.cumsum(sizes, 0) - sizes] = BOM
+        patch = _full(len(tok_group), -1)
+        patch[kind == PATCH] = torch.nonzero(sel.member)[:, 1]  # raster order within each mask
+        body = {"kind": kind, "patch": patch, "mask": torch.tensor(sel.ids, dtype=torch.long)[tok_group],
+                "segment": tok_group + 1, "group": tok_group + int(len(head["kind"]) > 0)}
+        return _layout(grid, [head, _with_rowcol(body, grid[1])], sel)
+
+
+@FUSIONS.register("maskpool")
+class MaskPoolFusion(Fusion):
+    """Global view, then one coverage-weighted mean token per mask."""
+
+    @classmethod
+    def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
+             scores: torch.Tensor | None = None) -> TokenLayout:
+        sel = select_masks(spec, coverage, grid, scores, cost=lambda c: 1)
+        head = global_part(spec.global_view, grid)
+        g, k = len(head["kind"]), len(sel.ids)
+        weight = sel.weight / sel.weight.sum(1, keepdim=True)  # (K, N) each row sums to 1
+        p = torch.arange(grid[0] * grid[1], dtype=torch.float32)  # (N,)
+        body = {"kind": _full(k, POOLED), "patch": _full(k, -1), "mask": torch.tensor(sel.ids, dtype=torch.long),
+                "segment": torch.arange(k) + 1, "group": torch.arange(k) + int(g > 0),
+                "row": (weight @ (p // grid[1])).round().long(),  # (K,) centroid row
+                "col": (weight @ (p % grid[1])).round().long()}  # (K,) centroid col
+        nz = torch.nonzero(sel.member)  # (E, 2) (mask group, patch)
+        return _layout(grid, [head, body], sel, pool_token=nz[:, 0] + g, pool_patch=nz[:, 1],
+                       pool_weight=weight[nz[:, 0], nz[:, 1]])
