@@ -1,0 +1,49 @@
+"""Shared helpers of the eval tests: tiny generated images and a scripted answerer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from og.eval.answer import Answerer, Query
+
+
+def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (24, 32)) -> Path:
+    """A small random RGB image (H, W) = size, saved by extension (.jpg / .png)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+class ScriptedAnswerer(Answerer):
+    """Answers from a script keyed by item id: a text (generate) or option scores (likelihood)."""
+
+    def __init__(self, script: dict[str, object], needs_masks: bool = False) -> None:
+        self.script = script
+        self.needs_masks = needs_masks
+        self.calls: list[list[Query]] = []
+
+    def generate(self, queries, max_new_tokens):
+        self.calls.append(queries)
+        return [str(self.script.get(q.key, "")) for q in queries]
+
+    def loglikelihood(self, queries, continuations):
+        self.calls.append(queries)
+        return [list(self.script.get(q.key, [0.0] * len(c))) for q, c in zip(queries, continuations)]
+
+    def describe(self):
+        return {"name": "scripted"}
+
+
+@pytest.fixture
+def scripted():
+    return ScriptedAnswerer
+
+
+@pytest.fixture
+def image_writer():
+    return write_image
