@@ -77,10 +77,14 @@ def answer_batch(answerer: Answerer, mode: str, items: list[Item], queries: list
     if mode == "generate":
         texts = answerer.generate(queries, max_new_tokens=max_new_tokens)
         _check_len(texts, queries, "generate")
-        return {it.id: {"prediction": parse_choice(t, it.options), "output": t} for it, t in zip(items, texts)}
+        pairs = zip(items, texts, strict=True)
+        return {it.id: {"prediction": parse_choice(t, it.options), "output": t} for it, t in pairs}
     scores = answerer.loglikelihood(queries, [it.options for it in items])
     _check_len(scores, queries, "loglikelihood")
-    return {it.id: {"prediction": pick_best(s), "scores": [float(x) for x in s]} for it, s in zip(items, scores)}
+    return {
+        it.id: {"prediction": pick_best(s), "scores": [float(x) for x in s]}
+        for it, s in zip(items, scores, strict=True)
+    }
 
 
 def _check_len(results: list, queries: list[Query], what: str) -> None:

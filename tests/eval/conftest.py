@@ -33,7 +33,7 @@ class ScriptedAnswerer(Answerer):
 
     def loglikelihood(self, queries, continuations):
         self.calls.append(queries)
-        return [list(self.script.get(q.key, [0.0] * len(c))) for q, c in zip(queries, continuations)]
+        return [list(self.script.get(q.key, [0.0] * len(c))) for q, c in zip(queries, continuations, strict=True)]
 
     def describe(self):
         return {"name": "scripted"}
