@@ -44,7 +44,7 @@ class Masks:
 
     @property
     def areas(self) -> np.ndarray:
-        return self.data.reshape(len(self.data), -1).sum(1).astype(np.int64)  # (M,)
+        return self.data.sum(axis=(1, 2), dtype=np.int64)  # (M,); also fine for M = 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -68,8 +68,8 @@ class Masks:
 
     def order(self) -> np.ndarray:
         """Indices of the canonical order: score desc, area desc, then first pixel (row, col)."""
-        m, _, w = self.data.shape
-        flat = self.data.reshape(m, -1)
+        m, h, w = self.data.shape
+        flat = self.data.reshape(m, h * w)  # explicit size: M = 0 must work too
         first = np.where(flat.any(1), flat.argmax(1), flat.shape[1])  # raster index of first pixel
         return np.lexsort((first % max(w, 1), first // max(w, 1), -self.areas, -self.scores))
 
@@ -111,3 +111,42 @@ class Masks:
             return cls.empty(height, width)
         rles = [mask_utils.merge(mask_utils.frPyObjects(p, height, width)) for p in polygons]
         return cls(mask_utils.decode(rles).transpose(2, 0, 1).astype(bool), scores)
+
+    # --- additions for the store and for annotations -------------------------------------------
+
+    def rle_counts(self) -> list[bytes]:
+        """Compressed COCO RLE counts (bytes) of every mask, in order; the size is `self.size`."""
+        if not len(self):
+            return []
+        fortran = np.asfortranarray(self.data.transpose(1, 2, 0).astype(np.uint8))  # (H, W, M)
+        return [r["counts"] for r in mask_utils.encode(fortran)]
+
+    @classmethod
+    def from_counts(cls, counts: list[bytes], size: tuple[int, int], scores: np.ndarray | None = None) -> Masks:
+        """Masks from compressed RLE counts (as written by `rle_counts`) at `size` (H, W)."""
+        if not len(counts):
+            return cls.empty(*size)
+        h, w = int(size[0]), int(size[1])
+        objs = [{"size": [h, w], "counts": c if isinstance(c, bytes) else c.encode("ascii")} for c in counts]
+        return cls(mask_utils.decode(objs).transpose(2, 0, 1), scores)  # (M, H, W)
+
+    @classmethod
+    def from_coco(cls, segmentations: list, height: int, width: int, scores: np.ndarray | None = None) -> Masks:
+        """One mask per COCO annotation `segmentation`: polygons ([[x, y, ...], ...]),
+        uncompressed RLE ({"counts": [..]}) or compressed RLE ({"counts": str | bytes})."""
+        rles = []
+        for i, seg in enumerate(segmentations):
+            if isinstance(seg, dict):
+                if list(seg.get("size", [height, width])) != [height, width]:
+                    raise ValueError(f"annotation {i} RLE is {seg['size']} but the image is {[height, width]}")
+                rle = mask_utils.frPyObjects(seg, height, width) if isinstance(seg["counts"], list) else (
+                    {"size": [height, width], "counts": seg["counts"] if isinstance(seg["counts"], bytes)
+                     else seg["counts"].encode("ascii")})
+            elif isinstance(seg, list) and seg:
+                rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+            else:
+                raise ValueError(f"annotation {i}: segmentation {str(seg)[:60]!r} is neither polygons nor RLE")
+            rles.append(rle)
+        if not rles:
+            return cls.empty(height, width)
+        return cls(mask_utils.decode(rles).transpose(2, 0, 1), scores)  # (M, H, W)

@@ -1,0 +1,237 @@
+"""`MaskStore`: read one image's masks in O(1) from a directory of parquet shards.
+
+    store = MaskStore("masks/coco")           # validates every shard's footer, loads the index
+    masks = store.get("train2017/0001.jpg")  # -> Masks at the image's size, stored order
+    "x.jpg" in store; store.keys(); len(store); store.spec; store.failures
+
+The index (key -> shard, row) is `index.parquet`, written by `merge` (`og masks merge`); when it
+is missing or stale (shards added since), it is rebuilt in memory from the shards' key columns.
+Parquet row groups are small (8 images), so a read touches one small group of one shard.
+Writing: `MaskStore.writer(...)` / `build_store(...)` (see og.masks.writer and og.masks.build).
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from og.masks.build import BuildSummary, build_store, load_image
+from og.masks.masks import Masks
+from og.masks.shards import (
+    INDEX,
+    SHARD_DIR,
+    CorruptShardError,
+    StoreError,
+    atomic_write_bytes,
+    list_shards,
+    open_shard,
+    read_columns,
+    read_header,
+)
+from og.masks.writer import MaskStoreWriter, part_of, resolve_part
+
+__all__ = ["MaskStore", "MaskStoreWriter", "build_store", "merge", "BuildSummary", "StoreError",
+           "CorruptShardError", "MissingKeyError", "load_image", "part_of", "resolve_part"]
+log = logging.getLogger(__name__)
+_READ = ["height", "width", "counts", "scores", "error"]
+
+
+_BUCKETS = (0, 1, 5, 10, 20, 50, 100, 200)
+
+
+class MissingKeyError(KeyError):
+    """A key that is not in the store (or failed); the message is one plain line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _histogram(per_image: np.ndarray) -> dict[str, int]:
+    """Images per bucket of masks-per-image: "0", "1-4", ..., "200+"."""
+    edges = list(_BUCKETS) + [np.inf]
+    out = {}
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        name = f"{lo}" if hi == lo + 1 else (f"{lo}+" if hi == np.inf else f"{lo}-{int(hi) - 1}")
+        out[name] = int(((per_image >= lo) & (per_image < hi)).sum())
+    return out
+
+
+class MaskStore:
+    """Read-only view of a mask store directory."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.root = Path(path)
+        header = read_header(self.root)
+        self.spec: str = header.spec  # the SegmenterSpec id that wrote every mask here
+        self.weights: str | None = header.weights
+        self.og_version = header.og_version
+        self.shards = [p.name for p in list_shards(self.root)]
+        self._files: dict[str, pq.ParquetFile] = {}
+        self._pid = os.getpid()
+        self._group_starts: dict[str, list[int]] = {}
+        for name in self.shards:  # footer check of every shard: truncation is caught here
+            self._file(name)
+        self._index, self._errors, self.duplicates = self._load_index()
+
+    # --- index -----------------------------------------------------------------------------------
+
+    def _shard_sizes(self) -> dict[str, int]:
+        return {n: (self.root / SHARD_DIR / n).stat().st_size for n in self.shards}
+
+    def _load_index(self) -> tuple[dict[str, tuple[int, int]], dict[str, str], int]:
+        path = self.root / INDEX
+        if path.is_file():
+            table = pq.read_table(path)
+            meta = json.loads((table.schema.metadata or {}).get(b"og_shards", b"{}"))
+            if meta == self._shard_sizes():
+                return _index_from_table(table, self.shards)
+            log.warning("index of %s is stale (shards changed since); rebuilding it in memory — "
+                        "run `og masks merge %s` to save it", self.root, self.root)
+        return _index_from_table(_scan(self.root, self.shards), self.shards)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _file(self, name: str) -> pq.ParquetFile:
+        if os.getpid() != self._pid:  # a forked data-loader worker: reopen, do not share handles
+            self._files, self._pid = {}, os.getpid()
+        pf = self._files.get(name)
+        if pf is None:
+            pf = self._files[name] = open_shard(self.root / SHARD_DIR / name)
+            sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)]
+            self._group_starts[name] = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        return pf
+
+    def _row(self, key: str) -> dict[str, Any]:
+        if key not in self._index:
+            if key in self._errors:
+                raise MissingKeyError(f"image {key!r} failed when the store was built: {self._errors[key]}")
+            raise MissingKeyError(f"image {key!r} is not in mask store {self.root} ({len(self)} images); "
+                           "keys are image paths relative to the image root")
+        shard_i, row = self._index[key]
+        name = self.shards[shard_i]
+        pf = self._file(name)
+        starts = self._group_starts[name]
+        group = bisect.bisect_right(starts, row) - 1
+        try:
+            table = pf.read_row_group(group, columns=_READ)
+        except (OSError, ValueError, pa.ArrowException) as err:
+            raise CorruptShardError(self.root / SHARD_DIR / name, f"{type(err).__name__}: {err}") from None
+        return table.slice(row - starts[group], 1).to_pylist()[0]
+
+    def get(self, key: str) -> Masks:
+        """The masks of image `key` (KeyError naming the key when it is missing or failed)."""
+        r = self._row(key)
+        return Masks.from_counts(r["counts"], (r["height"], r["width"]), np.asarray(r["scores"], np.float32))
+
+    def get_rle(self, key: str) -> dict[str, Any]:
+        """The stored record without decoding: height, width, counts (bytes per mask), scores."""
+        return self._row(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def keys(self) -> list[str]:
+        """Keys of the images with masks (failures excluded), sorted."""
+        return sorted(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """(key, reason) of every image that could not be segmented."""
+        return sorted(self._errors.items())
+
+    def stats(self) -> dict[str, Any]:
+        """Images, masks, masks-per-image distribution, bytes on disk and in RLE counts."""
+        counts = [read_columns(self.root / SHARD_DIR / n, ["key", "num_masks", "counts", "error"])
+                  for n in self.shards]
+        per_image, rle_bytes = [], 0
+        for table in counts:
+            ok = [e is None for e in table.column("error").to_pylist()]
+            per_image += [n for n, good in zip(table.column("num_masks").to_pylist(), ok, strict=True) if good]
+            rle_bytes += int(pc.sum(pc.binary_length(pc.list_flatten(table.column("counts")))).as_py() or 0)
+        arr = np.asarray(per_image or [0])
+        return {
+            "images": len(self), "failures": len(self._errors), "masks": int(arr.sum()),
+            "masks_per_image": {"min": int(arr.min()), "median": float(np.median(arr)),
+                                "mean": float(arr.mean()), "max": int(arr.max())},
+            "histogram": _histogram(arr),
+            "bytes_on_disk": sum(self._shard_sizes().values()), "rle_bytes": rle_bytes,
+            "shards": len(self.shards), "duplicates": self.duplicates, "spec": self.spec,
+            "weights": self.weights, "og_version": self.og_version,
+        }
+
+    @classmethod
+    def writer(cls, path: str | os.PathLike, spec_id: str, **kwargs: Any) -> MaskStoreWriter:
+        """A `MaskStoreWriter` for this path (see og.masks.writer)."""
+        return MaskStoreWriter(path, spec_id, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"MaskStore({str(self.root)!r}, spec={self.spec!r}, {len(self)} images)"
+
+
+def _scan(root: Path, shards: list[str]) -> pa.Table:
+    """key, shard (position in `shards`), row, error of every row of every shard."""
+    parts = []
+    for name in shards:
+        t = read_columns(root / SHARD_DIR / name, ["key", "error", "spec"])
+        parts.append(pa.table({"key": t.column("key"), "shard": pa.array([name] * len(t), pa.string()),
+                               "row": pa.array(np.arange(len(t), dtype=np.int32)), "error": t.column("error"),
+                               "spec": t.column("spec")}))
+    if not parts:
+        return pa.table({"key": pa.array([], pa.string()), "shard": pa.array([], pa.string()),
+                         "row": pa.array([], pa.int32()), "error": pa.array([], pa.string()),
+                         "spec": pa.array([], pa.string())})
+    return pa.concat_tables(parts)
+
+
+def _index_from_table(table: pa.Table, shards: list[str]) -> tuple[dict, dict, int]:
+    """key -> (shard position, row) and key -> error; a key seen twice keeps its first success."""
+    pos = {n: i for i, n in enumerate(shards)}
+    index: dict[str, tuple[int, int]] = {}
+    errors: dict[str, str] = {}
+    dup = 0
+    cols = [table.column(c).to_pylist() for c in ("key", "shard", "row", "error")]
+    for key, shard, row, error in zip(*cols, strict=True):
+        if key in index or (key in errors and error is not None):
+            dup += 1
+        elif error is not None:
+            errors[key] = error
+        else:
+            dup += key in errors
+            errors.pop(key, None)
+            index[key] = (pos[shard], int(row))
+    return index, errors, dup
+
+
+def merge(path: str | os.PathLike) -> dict[str, Any]:
+    """Join every part's shards: check one spec throughout, count duplicates, write the index."""
+    root = Path(path)
+    header = read_header(root)
+    shards = [p.name for p in list_shards(root)]
+    table = _scan(root, shards)
+    specs = set(table.column("spec").to_pylist())
+    if specs - {header.spec}:
+        bad = [s for s in shards if set(read_columns(root / SHARD_DIR / s, ["spec"]).column("spec").to_pylist())
+               - {header.spec}]
+        raise StoreError(f"shards {bad} of {root} hold masks of {sorted(specs - {header.spec})}, not the "
+                         f"store's {header.spec!r}; refusing to mix: move them to their own store")
+    index, errors, dup = _index_from_table(table, shards)
+    keep = table.select(["key", "shard", "row", "error"])
+    sizes = {n: (root / SHARD_DIR / n).stat().st_size for n in shards}
+    keep = keep.replace_schema_metadata({b"og_shards": json.dumps(sizes).encode()})
+    sink = io.BytesIO()
+    pq.write_table(keep, sink, compression="zstd")
+    atomic_write_bytes(root / INDEX, sink.getvalue())
+    return {"images": len(index), "failures": len(errors), "duplicates": dup, "shards": len(shards)}
