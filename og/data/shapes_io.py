@@ -1,0 +1,164 @@
+"""Writing a `shapes` dataset to disk (layout in `og.data.shapes`) and its oracle MaskStore."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from og.data.shapes_dataset import ShapesDataset, ShapesItem, image_hash
+from og.data.shapes_probes import PROBE_TYPES
+from og.data.shapes_render import shape_mask, visible_masks
+from og.data.shapes_scene import ShapesConfig
+from og.masks.masks import Masks
+
+ORACLE_SPEC = "given:shapes-oracle"  # the segmenter spec id the oracle store is written under
+
+
+@dataclass
+class ShapesFiles:
+    """What `write_shapes` wrote: paths, the oracle masks by image key, and counts."""
+
+    out_dir: Path
+    stage1: Path
+    stage2: Path
+    test: Path
+    scenes: Path
+    meta: Path
+    masks: dict[str, Masks]
+    counts: dict[str, int]
+
+
+def _turns(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """LLaVA conversation: the image goes before the first question."""
+    out = []
+    for k, (q, a) in enumerate(pairs):
+        out += [{"from": "human", "value": ("<image>\n" if k == 0 else "") + q}, {"from": "gpt", "value": a}]
+    return out
+
+
+def _scene_record(item: ShapesItem) -> dict:
+    objs = [dataclasses.asdict(o) | {"box": [int(v) for v in box]}
+            for o, box in zip(item.scene.objects, item.scene.boxes, strict=True)]
+    return {"image": item.image_path, "objects": objs}
+
+
+def _stage2(items: list[ShapesItem], curriculum: bool) -> list[dict]:
+    if not curriculum:
+        return [{"id": it.id, "image": it.image_path, "conversations": _turns([(q.question, q.answer) for q in it.qas])}
+                for it in items if it.qas]
+    out = []
+    for level in (1, 2):
+        for it in items:
+            pairs = [(q.question, q.answer) for q in it.qas if q.level == level]
+            if pairs:
+                out.append({"id": f"{it.id}-l{level}", "image": it.image_path, "level": level,
+                            "conversations": _turns(pairs)})
+    return out
+
+
+def _dump_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, image_size: int | None = None,
+                 config: ShapesConfig | None = None, questions_per_image: int = 4, curriculum: bool = False,
+                 probe_types: tuple[str, ...] = PROBE_TYPES, progress: bool = False) -> ShapesFiles:
+    """Generate and write the train and test splits (layout in the module docstring).
+
+    `image_size` overrides the config's side (64 by default). With `curriculum`, each train image
+    gives two stage-2 records, one with its single-object questions (level 1) and one with the
+    rest (level 2), and all level-1 records come first (the trainer must then not shuffle).
+    Deterministic: the same arguments write the same bytes.
+    """
+    cfg = config or ShapesConfig()
+    if image_size is not None:
+        cfg = dataclasses.replace(cfg, image_size=image_size)
+    out = Path(out_dir)
+    for split in ("train", "test"):
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+    kw = {"seed": seed, "config": cfg, "questions_per_image": questions_per_image}
+    train = ShapesDataset(n_train, split="train", **kw)
+    masks: dict[str, Masks] = {}
+    seen: set[bytes] = set()
+
+    def emit(items: Iterator[ShapesItem], n: int, label: str) -> list[ShapesItem]:
+        if progress:
+            from rich.progress import track
+            items = track(items, total=n, description=f"shapes {label}")
+        kept = []
+        for it in items:
+            Image.fromarray(it.scene.image).save(out / it.image_path, format="PNG")
+            masks[it.image_path] = it.masks
+            kept.append(it)
+        return kept
+
+    train_items = emit(iter(train), n_train, "train")
+    seen.update(image_hash(it.scene.image) for it in train_items)
+    test = ShapesDataset(n_test, split="test", probe_types=probe_types, exclude=frozenset(seen), **kw)
+    test_items = emit(iter(test), n_test, "test")
+
+    stage1 = [{"id": it.id, "image": it.image_path, "conversations": _turns([(it.caption_prompt, it.caption)])}
+              for it in train_items]
+    stage2 = _stage2(train_items, curriculum)
+    rows = [{"id": f"{it.id}-{p.type}", "image": it.image_path, "type": p.type, "subtype": p.subtype,
+             "question": p.question, "options": list(p.options), "answer": p.answer}
+            for it in test_items for p in it.probes]
+    counts = {"train_images": n_train, "test_images": n_test, "stage1": len(stage1), "stage2": len(stage2),
+              "test_redrawn": sum(it.redraws > 0 for it in test_items)}
+    counts |= {f"probes_{t}": sum(r["type"] == t for r in rows) for t in probe_types}
+    files = ShapesFiles(out, out / "stage1.json", out / "stage2.json", out / "test.jsonl", out / "scenes.jsonl",
+                        out / "meta.json", masks, counts)
+    files.stage1.write_text(json.dumps(stage1))
+    files.stage2.write_text(json.dumps(stage2))
+    _dump_jsonl(files.test, rows)
+    _dump_jsonl(files.scenes, [_scene_record(it) for it in train_items + test_items])
+    meta = {"generator": "og.data.shapes", "seed": seed, "config": dataclasses.asdict(cfg), "curriculum": curriculum,
+            "questions_per_image": questions_per_image, "probe_types": list(probe_types), "counts": counts,
+            "mask_order": "Masks.sorted(): equal scores, so area descending, ties by top-most then left-most pixel"}
+    files.meta.write_text(json.dumps(meta, indent=1))
+    return files
+
+
+def read_texts(out_dir: str | Path) -> list[str]:
+    """Every text in a written dataset (conversation turns, probe questions and options)."""
+    out = Path(out_dir)
+    texts = [t["value"] for name in ("stage1.json", "stage2.json")
+             for rec in json.loads((out / name).read_text()) for t in rec["conversations"]]
+    for line in (out / "test.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        texts += [row["question"], *row["options"]]
+    return texts
+
+
+def oracle_masks(out_dir: str | Path) -> dict[str, Masks]:
+    """The oracle masks of a written dataset, redrawn exactly from `scenes.jsonl` (the same
+    geometry as the images), keyed by image path, in the canonical order."""
+    out = Path(out_dir)
+    size = json.loads((out / "meta.json").read_text())["config"]["image_size"]
+    masks = {}
+    for line in (out / "scenes.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        full = np.stack([shape_mask(o["shape"], o["cx"], o["cy"], o["r"], size, size) for o in rec["objects"]])
+        vis = visible_masks(full)  # (N, H, W)
+        masks[rec["image"]] = Masks(vis, np.ones(len(vis), np.float32)).sorted()
+    return masks
+
+
+def write_oracle_store(out_dir: str | Path, store_dir: str | Path, masks: dict[str, Masks] | None = None,
+                       spec_id: str = ORACLE_SPEC) -> dict:
+    """Write the oracle masks (given, or redrawn from `out_dir`) into a MaskStore at `store_dir`
+    and index it; returns `merge`'s summary (images, failures, duplicates, shards)."""
+    from og.masks.store import merge
+    from og.masks.writer import MaskStoreWriter
+
+    masks = oracle_masks(out_dir) if masks is None else masks
+    with MaskStoreWriter(store_dir, spec_id) as writer:
+        for key in sorted(masks):
+            writer.add(key, masks[key])
+    return merge(store_dir)
