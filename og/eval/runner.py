@@ -84,6 +84,7 @@ def evaluate(benchmark: Benchmark, items: list[Item], answerer: Answerer, mode: 
     records = run_items(items, answerer, mode, batch_size, masks, max_new_tokens, progress, benchmark.name)
     predictions = {it.id: records[it.id]["prediction"] for it in items}
     lost = [it.id for it in items if records[it.id].get("missing_image")]
+    unanswered = [it.id for it in items if predictions[it.id] is None and not records[it.id].get("missing_image")]
     return {
         "benchmark": benchmark.name,
         "scores": benchmark.score(items, predictions),
@@ -91,7 +92,7 @@ def evaluate(benchmark: Benchmark, items: list[Item], answerer: Answerer, mode: 
         "n_items": len(items),
         "missing_images": len(lost),
         "missing_image_ids": lost,
-        "unanswered": sum(1 for it in items if predictions[it.id] is None and it.id not in set(lost)),
+        "unanswered": len(unanswered),
         "notes": benchmark.notes,
         "data_files": {str(p): sha256_file(p) for p in benchmark.files},
         "predictions": [_prediction(it, records[it.id]) for it in items],
