@@ -64,7 +64,7 @@ def run_eval(
     mode: str = typer.Option("generate", "--mode", help="generate (greedy + parser) or likelihood."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N items of each benchmark."),
     fix_known_errors: bool = typer.Option(False, "--fix-known-errors", help="MMVP: fix the known swapped labels."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Benchmark option \\[bench.]key=value (e.g. aro.seed=1)."),
+    option: list[str] = typer.Option([], "--option", "-o", help="\\[bench.]key=value, e.g. aro.seed=1."),
     max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: the model's)."),
     dtype: str = typer.Option(None, "--dtype", help="float32, bfloat16, float16."),

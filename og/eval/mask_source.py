@@ -34,13 +34,21 @@ def crop_masks(masks: Masks, crop: tuple[int, int, int, int] | None, image_size:
     return Masks(masks.data[:, y0:y1, x0:x1], masks.scores)
 
 
+class MissingMasksError(KeyError):
+    """Images a MaskStore has no masks for; the message is one readable line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class MaskSource:
     """Masks per image key: from a MaskStore directory, or from a segmenter run on the image."""
 
     def __init__(self, store: Any = None, segmenter: Any = None, label: str = "") -> None:
         if (store is None) == (segmenter is None):
             raise ValueError("MaskSource needs exactly one of store or segmenter")
-        self.store, self.segmenter, self.label = store, segmenter, label
+        self.store, self.segmenter = store, segmenter
+        self.label = label or ("store" if store is not None else "segmenter")
 
     @classmethod
     def from_store(cls, path: str | Path) -> MaskSource:

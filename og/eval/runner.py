@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from og.eval.answer import Answerer, answer_batch, check_mode, query_for
 from og.eval.base import Benchmark, Item
-from og.eval.mask_source import MaskSource, crop_masks
+from og.eval.mask_source import MaskSource, MissingMasksError, crop_masks
 from og.eval.tables import sha256_file
 
 
@@ -57,7 +57,7 @@ def run_items(items: list[Item], answerer: Answerer, mode: str = "generate", bat
     if masks is not None and answerer.needs_masks:
         absent = masks.missing(sorted({it.image_key for it in todo}))
         if absent:
-            raise KeyError(f"{len(absent)} images have no masks in {masks.describe()} (first: {absent[0]!r}); "
+            raise MissingMasksError(f"{len(absent)} images have no masks in {masks.describe()} (first: {absent[0]!r}); "
                            "build them with `og masks build` or pass --segmenter")
     todo.sort(key=lambda it: len(query_for(it, mode, None, None).prompt))  # stable: ties keep file order
     with _progress(progress) as bar:
