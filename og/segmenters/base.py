@@ -6,13 +6,13 @@ the canonical order of `Masks.sorted()` (score, then area, then position).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from og.masks.masks import Masks
-from og.spec import SegmenterSpec
+from og.spec import SegmenterSpec, SpecError, Value, _coerce, _format_value
 
 
 def as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -46,3 +46,49 @@ class Segmenter:
     def __call__(self, image: Image.Image | np.ndarray, key: str = "") -> Masks:
         """`key` (the image's path or id) seeds per-image randomness where a segmenter has any."""
         return self.segment(as_rgb_array(image), key=key).sorted()
+
+
+# --- knobs: every segmenter's options, checked against the ones it knows ---------------------------
+
+KNOB_HELP = "pass them as SegmenterSpec options, e.g. slic(n_segments=50) or --option n_segments=50"
+
+
+def resolve_knobs(spec: SegmenterSpec, knobs: dict[str, Value]) -> dict[str, Value]:
+    """The spec's options over the segmenter's defaults; an unknown knob lists the valid ones."""
+    given = dict(spec.options)
+    unknown = sorted(set(given) - set(knobs))
+    if unknown:
+        valid = ", ".join(f"{k}={_format_value(v)}" for k, v in knobs.items()) or "(none)"
+        raise SpecError(f"segmenter {spec.name!r} has no option {', '.join(map(repr, unknown))}; "
+                        f"valid options (defaults): {valid}")
+    return {k: _coerce(f"segmenter {spec.name!r}", k, given.get(k, d), d) for k, d in knobs.items()}
+
+
+def canonical_spec(spec: SegmenterSpec, knobs: dict[str, Value], variant: str | None = None) -> SegmenterSpec:
+    """The spec with its variant resolved and default-valued options dropped, so that equal
+    configurations have equal ids (a MaskStore refuses to mix different ids)."""
+    values = resolve_knobs(spec, knobs)
+    options = tuple((k, v) for k, v in values.items() if v != knobs[k])
+    return SegmenterSpec(spec.name, spec.variant if variant is None else variant, options)
+
+
+class KnobSegmenter(Segmenter):
+    """A segmenter whose behaviour is fully given by its spec (no weights): `knobs` are the
+    options with their defaults; `__init__(spec)` sees them resolved in `self.opts`."""
+
+    knobs: ClassVar[dict[str, Value]] = {}
+
+    def __init__(self, spec: SegmenterSpec) -> None:
+        if spec.variant:
+            raise SpecError(f"segmenter {spec.name!r} has no variants (got {spec.variant!r}); "
+                            f"its options are {', '.join(self.knobs) or '(none)'}")
+        self.opts = resolve_knobs(spec, self.knobs)
+        self.spec = canonical_spec(spec, self.knobs)
+        self.weights: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: SegmenterSpec, path: str | None = None, device: str | None = None,
+                  **kwargs: Any) -> Segmenter:
+        if path is not None:
+            raise ValueError(f"segmenter {spec.name!r} takes no checkpoint (got {path!r})")
+        return cls(spec)

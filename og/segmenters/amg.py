@@ -1,0 +1,160 @@
+"""What `sam2` and `sam` share: the automatic-mask-generator knobs, weights, device, output.
+
+Knobs (SegmenterSpec options) with the published OG-LLaVA setting as the defaults:
+points_per_side 32, points_per_batch 6, pred_iou_thresh 0.9, stability_score_thresh 0.95,
+box_nms_thresh 0.7, min_mask_region_area 0, crop_n_layers 0 (no crops). `points_per_batch`
+only trades memory for speed (results are the same): 6 is the published value, a GPU wants
+64 or more. `image_size` (default: the model's own, 1024) may only be changed with random
+weights; it exists so tests can run a small model quickly.
+
+Weights come from a local checkpoint (`.safetensors`, or a `.pt` read with
+`torch.load(weights_only=True)`; a `{"model": state_dict}` wrapper is unwrapped). Without one,
+random weights are built (seeded, so deterministic) and a RandomWeightsWarning says they are for
+tests only. The model runs under `torch.inference_mode()`; on CUDA with bfloat16 autocast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from og.masks.masks import Masks
+from og.segmenters.base import Segmenter, canonical_spec, resolve_knobs
+from og.spec import SegmenterSpec, SpecError, Value
+
+AMG_KNOBS: dict[str, Value] = {
+    "points_per_side": 32,
+    "points_per_batch": 6,
+    "pred_iou_thresh": 0.9,
+    "stability_score_thresh": 0.95,
+    "box_nms_thresh": 0.7,
+    "min_mask_region_area": 0,
+    "crop_n_layers": 0,
+    "image_size": None,
+}
+GENERATOR_KNOBS = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
+                   "box_nms_thresh", "min_mask_region_area", "crop_n_layers")
+RANDOM_SEED = 0
+
+
+class RandomWeightsWarning(UserWarning):
+    """A segmenter built without a checkpoint: its masks are meaningless (tests only)."""
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_state_dict(path: str | Path) -> dict[str, Any]:
+    """A state dict from .safetensors or a torch pickle (weights_only); {"model": sd} unwrapped."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; pass the local path of the weights")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
+
+
+def load_weights(model: Any, path: str | Path, what: str) -> None:
+    """Strictly load `path` into `model`; a mismatch names the checkpoint and the variant."""
+    state = load_state_dict(path)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {path} does not fit {what}: {len(missing)} missing keys (e.g. "
+                         f"{missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); "
+                         "pass the --variant that matches the checkpoint")
+
+
+def weights_id(path: str | Path | None) -> str:
+    """An id of the weights for the store's header: file name and size, or random(seed)."""
+    if path is None:
+        return f"random(seed={RANDOM_SEED})"
+    return f"{Path(path).name}:{Path(path).stat().st_size}"
+
+
+def check_knobs(name: str, opts: dict[str, Value], checkpoint: str | None) -> None:
+    if opts["points_per_side"] < 1 or opts["points_per_batch"] < 1:
+        raise SpecError(f"{name}: points_per_side={opts['points_per_side']}, points_per_batch="
+                        f"{opts['points_per_batch']}; both must be >= 1")
+    if opts["min_mask_region_area"] > 0 and importlib.util.find_spec("cv2") is None:
+        raise SpecError(f"{name}: min_mask_region_area={opts['min_mask_region_area']} needs OpenCV; "
+                        "pip install opencv-python-headless, or use min_mask_region_area=0")
+    size = opts["image_size"]
+    if size is not None:
+        if not isinstance(size, int) or size < 64 or size % 64:
+            raise SpecError(f"{name}: image_size={size!r}; use a multiple of 64 (the model default is 1024)")
+        if checkpoint is not None and size != 1024:
+            raise SpecError(f"{name}: image_size={size} with a checkpoint; real weights need the model's "
+                            "own 1024, drop the option")
+
+
+def records_to_masks(records: list[dict[str, Any]], height: int, width: int) -> Masks:
+    """The generator's records (binary_mask mode) -> Masks scored by predicted IoU."""
+    if not records:
+        return Masks.empty(height, width)
+    data = np.stack([np.asarray(r["segmentation"], dtype=bool) for r in records])  # (M, H, W)
+    return Masks(data, np.asarray([r["predicted_iou"] for r in records], np.float32))
+
+
+class AmgSegmenter(Segmenter):
+    """Base of the SAM-family segmenters: subclasses give the variants and build model + generator."""
+
+    variants: tuple[str, ...] = ()
+    default_variant: str = ""
+    bf16: bool = False  # bfloat16 autocast on CUDA
+
+    def __init__(self, spec: SegmenterSpec, path: str | None = None, device: str | None = None) -> None:
+        import torch
+
+        variant = self.resolve_variant(spec.variant or self.default_variant)
+        self.opts = resolve_knobs(spec, AMG_KNOBS)
+        check_knobs(spec.name, self.opts, path)
+        self.spec = canonical_spec(spec, AMG_KNOBS, variant)
+        self.variant, self.checkpoint = variant, path
+        self.device = device or default_device()
+        self.weights = weights_id(path)
+        if path is None:
+            warnings.warn(f"{spec.name}:{variant} has no checkpoint: RANDOM weights, for tests only; "
+                          "pass --checkpoint PATH (a local file) for real masks", RandomWeightsWarning, stacklevel=3)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            model = self.build_model(variant, self.opts["image_size"])
+        if path is not None:
+            load_weights(model, path, f"{spec.name}:{variant}")
+        self.model = model.to(self.device).eval()
+        self.generator = self.build_generator(self.model, {k: self.opts[k] for k in GENERATOR_KNOBS})
+
+    @classmethod
+    def from_spec(cls, spec: SegmenterSpec, path: str | None = None, device: str | None = None,
+                  **kwargs: Any) -> Segmenter:
+        return cls(spec, path=path, device=device)
+
+    def resolve_variant(self, variant: str) -> str:
+        if variant not in self.variants:
+            raise SpecError(f"{type(self).__name__}: unknown variant {variant!r}; valid: {', '.join(self.variants)}")
+        return variant
+
+    def build_model(self, variant: str, image_size: int | None) -> Any:
+        raise NotImplementedError
+
+    def build_generator(self, model: Any, knobs: dict[str, Value]) -> Any:
+        raise NotImplementedError
+
+    def segment(self, rgb: np.ndarray, key: str = "") -> Masks:
+        import torch
+
+        cuda = str(self.device).startswith("cuda")
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and self.bf16):
+            records = self.generator.generate(rgb)
+        return records_to_masks(records, rgb.shape[0], rgb.shape[1])
