@@ -80,8 +80,13 @@ class OGAnswerer(Answerer):
             raise ValueError(f"continuation {continuation!r} adds no token to its context; give a non-empty option")
         return n
 
-    @torch.inference_mode()
     def loglikelihood(self, queries: list[Query], continuations: list[list[str]]) -> list[list[float]]:
+        return [[lp for lp, _ in row] for row in self.score_continuations(queries, continuations)]
+
+    @torch.inference_mode()
+    def score_continuations(self, queries: list[Query], continuations: list[list[str]]
+                            ) -> list[list[tuple[float, bool]]]:
+        """(summed log-likelihood, whether greedy decoding would produce it) per continuation."""
         flat_q, texts, counts = [], [], []
         for q, conts in zip(queries, continuations, strict=True):
             ctx = self.context(q)
@@ -95,7 +100,8 @@ class OGAnswerer(Answerer):
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (N, keep-1, V): predicts the last keep-1
         targets = inputs["input_ids"][:, -(keep - 1):]  # (N, keep-1)
         token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N, keep-1)
-        scores = [float(token_lp[i, -n:].sum()) for i, n in enumerate(counts)]
+        greedy = logprobs.argmax(-1) == targets  # (N, keep-1)
+        scores = [(float(token_lp[i, -n:].sum()), bool(greedy[i, -n:].all())) for i, n in enumerate(counts)]
         out, at = [], 0
         for conts in continuations:
             out.append(scores[at:at + len(conts)])
