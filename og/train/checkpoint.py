@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from og.train.stages import group_of
+from og.train.stages import canonical, group_of
 
 TRAINABLES = "trainables.safetensors"
 INFO = "og_train.json"
@@ -24,7 +24,7 @@ INFO = "og_train.json"
 
 def gather_trainables(model: nn.Module, groups: tuple[str, ...], zero3: bool = False) -> dict[str, torch.Tensor]:
     """{name: CPU tensor} of the trainable parameters in `groups` (ZeRO-3: gathered on every rank)."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and group_of(n) in groups]
+    named = [(canonical(n), p) for n, p in model.named_parameters() if p.requires_grad and group_of(n) in groups]
     if zero3:
         import deepspeed
 
@@ -58,7 +58,7 @@ def load_trainables(model: nn.Module, directory: str | Path, groups: tuple[str, 
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; give a directory written by `og train`")
     tensors = {n: t for n, t in load_file(str(path)).items() if groups is None or group_of(n) in groups}
-    params = dict(model.named_parameters())
+    params = {canonical(n): p for n, p in model.named_parameters()}
     unknown = [n for n in tensors if n not in params]
     if unknown:
         raise KeyError(f"{path} has {len(unknown)} tensors the model does not have (first: {unknown[:3]}); "

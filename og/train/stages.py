@@ -9,7 +9,8 @@
 Flags on any stage: `train_llm` (the whole LLM instead of LoRA), `train_encoder`. Parameter
 groups name the model's submodules (`OGLlavaForConditionalGeneration`: `encoder`, `fusion`,
 `position`, `projector`, `language_model`); LoRA weights are the `lora_` parameters PEFT adds
-to the language model. The connector groups use `connector_lr` (LLaVA's `mm_projector_lr`).
+to the language model (`og.model.lora.apply_lora`; names are taken without PEFT's wrapper
+prefix). The connector groups use `connector_lr` (LLaVA's `mm_projector_lr`).
 The training defaults are the published recipe (OG-LLaVA / LLaVA-1.5): one epoch, 8 x 4
 accumulation per device, cosine schedule with 3% warmup, no weight decay, gradient
 checkpointing, max length 2048.
@@ -39,7 +40,8 @@ RECIPE: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class LoraSettings:
-    """LoRA on the language model (PEFT); `target` "all-linear" = every linear layer."""
+    """LoRA on the language model (PEFT); `target`: "all-linear" (every linear layer of the LLM
+    but the LM head) or comma-separated module names ("q_proj,v_proj")."""
 
     r: int = 128
     alpha: int = 256
@@ -97,8 +99,17 @@ def get_stage(name: str | Stage) -> Stage:
     return STAGES[name]
 
 
+PEFT_PREFIX = "base_model.model."  # parameter names inside a PeftModel wrapper
+
+
+def canonical(name: str) -> str:
+    """A parameter's name in the bare model (PEFT's wrapper prefix removed)."""
+    return name.removeprefix(PEFT_PREFIX)
+
+
 def group_of(name: str) -> str | None:
     """The parameter group of a parameter name (None: not in any group)."""
+    name = canonical(name)
     top = name.split(".", 1)[0]
     if top == "language_model":
         return "lora" if "lora_" in name else "llm"

@@ -32,9 +32,10 @@ EXAMPLES_KEPT = 5
 class OGTrainer(Trainer):
     """Trainer of one stage; `info` is written beside the weights (spec, stage, base, LoRA)."""
 
-    def __init__(self, *args: Any, stage: Stage, info: dict[str, Any], group_by_modality_length: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, stage: Stage, info: dict[str, Any], processor: Any = None,
+                 group_by_modality_length: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.og_processor = processor  # saved beside the weights (not `processing_class`: no token alignment)
         self.stage = stage
         self.info = info
         self.group_by_modality_length = group_by_modality_length
@@ -105,8 +106,8 @@ class OGTrainer(Trainer):
         tensors = gather_trainables(self.model, self.stage.saves, zero3=self.zero3)
         if self.args.should_save:
             save_trainables(output_dir, tensors, {**self.info, "global_step": self.state.global_step})
-            if self.processing_class is not None:
-                self.processing_class.save_pretrained(output_dir)
+            if self.og_processor is not None:
+                self.og_processor.save_pretrained(output_dir)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
         names = load_trainables(model if model is not None else self.model, resume_from_checkpoint)

@@ -1,0 +1,150 @@
+"""`run_stage`: train one stage of an OG-LLaVA model, in-process (or under torchrun / deepspeed).
+
+    model, processor = og.build(og.preset("tiny-og"), ...)
+    r1 = run_stage("pretrain", model, processor, ["caps.jsonl"], "runs/s1", image_root="img",
+                   mask_store=MaskStore("masks"), max_steps=200, activation_checkpointing=False)
+    r2 = run_stage("finetune", model, processor, ["chat.jsonl"], "runs/s2", image_root="img",
+                   mask_store=MaskStore("masks"), from_stage1="runs/s1", max_steps=200)
+
+Keyword arguments that are not run_stage's own are `TrainingArguments` overrides on top of
+the stage's recipe (`og.train.stages.RECIPE`). `deepspeed` is a shipped config name (`zero2`,
+`zero3`, `zero3_offload`) or a path. The run directory gets `trainables.safetensors` +
+`og_train.json` (the stage's weights and what `og export` needs to rebuild the model),
+the processor files, and `checkpoint-N/` directories (resumable with `resume=True`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from torch.utils.data import Dataset
+from transformers import TrainerCallback, TrainingArguments
+
+from og.data.collator import TrainCollator
+from og.data.llava_dataset import LlavaDataset
+from og.train.checkpoint import load_trainables
+from og.train.stages import CONNECTOR, LoraSettings, Stage, apply_stage, get_stage
+from og.train.trainer import OGTrainer
+
+log = logging.getLogger(__name__)
+DEEPSPEED_CONFIGS = ("zero2", "zero3", "zero3_offload")
+BASE_DIR = "base"
+
+
+@dataclass
+class TrainResult:
+    """What a stage run did."""
+
+    output_dir: Path
+    stage: Stage
+    model: nn.Module  # the trained model (a PeftModel wrapping the one given when LoRA was added)
+    global_step: int
+    losses: list[float]  # every logged training loss, in order
+    trainable: dict[str, int]  # group -> trainable elements
+    data_events: dict[str, int]  # masks_missing, image_unreadable, truncated, skipped_too_long
+    event_examples: dict[str, list[str]] = field(default_factory=dict)
+    dataset_counts: dict[str, int] = field(default_factory=dict)  # samples, image_missing, masks_missing
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def deepspeed_config(name_or_path: str) -> str:
+    """Path of a shipped DeepSpeed config (`zero2`, `zero3`, `zero3_offload`) or of a given file."""
+    if name_or_path in DEEPSPEED_CONFIGS:
+        return str(resources.files("og.train") / "deepspeed" / f"{name_or_path}.json")
+    if Path(name_or_path).is_file():
+        return str(name_or_path)
+    raise FileNotFoundError(f"DeepSpeed config {name_or_path!r} is neither a shipped one "
+                            f"({', '.join(DEEPSPEED_CONFIGS)}) nor an existing file")
+
+
+def training_arguments(stage: Stage, output_dir: str | Path, deepspeed: str | None = None,
+                       **overrides: Any) -> TrainingArguments:
+    """The stage's recipe + overrides as `TrainingArguments`."""
+    kwargs: dict[str, Any] = {**stage.defaults, "learning_rate": stage.lr, "output_dir": str(output_dir),
+                              "remove_unused_columns": False, "report_to": "none"}
+    if deepspeed:
+        kwargs["deepspeed"] = deepspeed_config(deepspeed)
+    kwargs.update(overrides)
+    valid = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        import difflib
+
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, valid, 1)) else k
+                 for k in unknown]
+        raise TypeError(f"unknown training arguments: {', '.join(hints)}")
+    return TrainingArguments(**kwargs)
+
+
+def has_lora(model: nn.Module) -> bool:
+    return any("lora_" in name for name, _ in model.named_parameters())
+
+
+def add_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
+    """The model wrapped by PEFT with fresh adapters on its language model (og.model.lora)."""
+    from og.model.lora import apply_lora
+
+    targets = None if settings.target == "all-linear" else [t.strip() for t in settings.target.split(",")]
+    return apply_lora(model, r=settings.r, alpha=settings.alpha, dropout=settings.dropout, target_modules=targets)
+
+
+def describe_base(model: nn.Module, output_dir: Path, base: dict[str, Any] | None, is_main: bool) -> dict:
+    """Where `og export` finds the frozen weights: given paths, the model's own directory, or a
+    copy written to `output_dir/base` (random components have no file to point at)."""
+    if base:
+        return dict(base)
+    source = getattr(getattr(model, "config", None), "_name_or_path", "")
+    if source and Path(source, "config.json").is_file():
+        return {"dir": str(source)}
+    if has_lora(model):
+        raise ValueError("the model carries LoRA weights but no base was given; pass base={'dir': ...} "
+                         "(a directory saved before LoRA was added)")
+    if is_main and not (output_dir / BASE_DIR / "config.json").is_file():
+        model.save_pretrained(output_dir / BASE_DIR)
+        log.info("no base paths given: saved the frozen base model to %s for export", output_dir / BASE_DIR)
+    return {"dir": str(output_dir / BASE_DIR)}
+
+
+def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list | Dataset, output_dir: str | Path,
+              *, image_root: str | Path | None = None, mask_store: Any = None, segmenter: Any = None,
+              from_stage1: str | Path | None = None, train_llm: bool = False, train_encoder: bool = False,
+              lora: LoraSettings | None = None, template: str | None = None, max_length: int | None = 2048,
+              strict: bool = False, group_by_modality_length: bool = False, resume: bool = False,
+              deepspeed: str | None = None, base: dict[str, Any] | None = None,
+              callbacks: list[TrainerCallback] | None = None, **training_overrides: Any) -> TrainResult:
+    """Train one stage; returns losses, counts and where the weights went (see module doc)."""
+    stage = get_stage(stage).with_flags(train_llm=train_llm, train_encoder=train_encoder, lora=lora)
+    output_dir = Path(output_dir)
+    args = training_arguments(stage, output_dir, deepspeed, **training_overrides)
+    base_info = describe_base(model, output_dir, base, args.should_save)
+    if stage.lora is not None and not has_lora(model):
+        model = add_lora(model, stage.lora)
+    if from_stage1 is not None:
+        names = load_trainables(model, from_stage1, groups=CONNECTOR)
+        log.info("loaded %d connector tensors from stage 1 (%s)", len(names), from_stage1)
+    trainable = apply_stage(model, stage)
+    template = template or stage.template or processor.chat_template
+    dataset = data if isinstance(data, Dataset) else LlavaDataset(
+        data, processor, template=template, image_root=image_root, mask_store=mask_store, segmenter=segmenter,
+        max_length=max_length, strict=strict, seed=args.seed)
+    info = {"stage": stage.name, "spec": model.config.model_spec.to_dict(), "trains": list(stage.train),
+            "saves": list(stage.saves), "lora": dataclasses.asdict(stage.lora) if stage.lora else None,
+            "template": template, "max_length": max_length, "base": base_info,
+            "from_stage1": str(from_stage1) if from_stage1 is not None else None, "trainable": trainable}
+    trainer = OGTrainer(model=model, args=args, train_dataset=dataset, callbacks=callbacks, stage=stage, info=info,
+                        data_collator=TrainCollator(processor.tokenizer.pad_token_id, max_length),
+                        processor=processor, group_by_modality_length=group_by_modality_length)
+    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.save_model()
+    events = dict(trainer.data_events)
+    if events:
+        log.warning("data events over the run: %s (first: %s)", events, trainer.event_examples)
+    losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    return TrainResult(output_dir, stage, model, trainer.state.global_step, losses, trainable, events,
+                       dict(trainer.event_examples), dict(getattr(dataset, "counts", {})), dict(output.metrics))
