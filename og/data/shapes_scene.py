@@ -54,6 +54,10 @@ class ShapesConfig:
         if self.distinct and self.max_objects > min(len(self.shapes), len(self.colors)):
             raise ValueError(f"max_objects={self.max_objects} distinct objects need as many shapes and colours; "
                              f"have {len(self.shapes)} shapes, {len(self.colors)} colours (or set distinct=False)")
+        combos = len(self.shapes) * len(self.colors) * len(self.sizes)
+        if not self.distinct and self.max_objects > combos:
+            raise ValueError(f"max_objects={self.max_objects} different objects need as many (shape, colour, size) "
+                             f"combinations; the config has {combos}")
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background={self.background!r}; use one of {BACKGROUNDS}")
         if not 0.0 <= self.max_overlap < 1.0:
