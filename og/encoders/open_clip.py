@@ -1,8 +1,11 @@
-"""open_clip vision towers: any registered open_clip model name as the variant.
+"""open_clip vision towers: the variant is an open_clip model name, optionally `name@tag`.
 
-Real weights: a local open_clip checkpoint file of the whole model (safetensors, or .bin/.pt
-read with `torch.load(weights_only=True)`), loaded strictly by open_clip; the text tower is
-dropped afterwards. `open_clip:tiny` is a 2-block ViT for tests.
+`@tag` names the pretrained weights (`open_clip.list_pretrained_tags_by_model(name)`), so the
+tower gets that release's QuickGELU switch and mean/std from open_clip's table, e.g.
+`open_clip:ViT-L-14-336@openai` (nothing is downloaded). Real weights: a local open_clip
+checkpoint file of the whole model (safetensors, or .bin/.pt read with
+`torch.load(weights_only=True)`), loaded strictly by open_clip; the text tower is dropped
+afterwards. `open_clip:tiny` is a 2-block ViT for tests.
 """
 
 from __future__ import annotations
@@ -71,6 +74,25 @@ def no_random_init_warning() -> Iterator[None]:
         root.removeFilter(keep)
 
 
+def build_for_variant(variant: str) -> dict[str, Any]:
+    """The create_model arguments (and mean/std when a tag gives them) for `name[@tag]`."""
+    if variant == "tiny":
+        return copy.deepcopy(TINY)
+    name, _, tag = variant.partition("@")
+    build: dict[str, Any] = {"model_name": name, "model_kwargs": {}}
+    if tag:
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if tag not in tags:
+            raise SpecError(
+                f"open_clip model {name!r} has no pretrained tag {tag!r}; tags: {', '.join(tags) or 'none'}"
+            )
+        cfg = open_clip.get_pretrained_cfg(name, tag)
+        build.update(mean=list(cfg["mean"]), std=list(cfg["std"]))
+        if cfg.get("quick_gelu"):
+            build["model_kwargs"]["quick_gelu"] = True
+    return build
+
+
 @ENCODERS.register("open_clip")
 class OpenCLIPEncoder(VisionEncoder):
     """open_clip ViT (native or timm trunk); the variant is the open_clip model name, or tiny."""
@@ -94,7 +116,8 @@ class OpenCLIPEncoder(VisionEncoder):
     @classmethod
     def from_spec(cls, spec: EncoderSpec, path: str | None = None,
                   config: dict[str, Any] | None = None) -> OpenCLIPEncoder:
-        build = config or (TINY if spec.variant == "tiny" else {"model_name": spec.variant, "model_kwargs": {}})
+        build = copy.deepcopy(config) if config else build_for_variant(spec.variant)
+        mean, std = build.pop("mean", None), build.pop("std", None)
         name = build["model_name"]
         if name not in open_clip.list_models():
             close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
@@ -106,9 +129,7 @@ class OpenCLIPEncoder(VisionEncoder):
         with no_random_init_warning():
             model = open_clip.create_model(name, pretrained=path, weights_only=True, **build["model_kwargs"])
         visual = model.visual
-        mean = config["mean"] if config else visual.preprocess_cfg["mean"]
-        std = config["std"] if config else visual.preprocess_cfg["std"]
-        return cls(spec, visual, build, mean, std)
+        return cls(spec, visual, build, mean or visual.preprocess_cfg["mean"], std or visual.preprocess_cfg["std"])
 
     def config_dict(self) -> dict[str, Any]:
         return {**copy.deepcopy(self.build), "mean": list(self.mean), "std": list(self.std)}

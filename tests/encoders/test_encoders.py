@@ -144,3 +144,15 @@ def test_named_variants_have_the_published_geometry():
     assert (l336.image_size // l336.patch_size, l336.hidden_size, l336.num_hidden_layers) == (24, 1024, 24)
     so400m = SiglipVisionConfig(**SiglipEncoder.variants["so400m-384"])
     assert (so400m.image_size // so400m.patch_size, so400m.hidden_size) == (27, 1152)
+
+
+def test_open_clip_tag_sets_quick_gelu_and_normalisation():
+    from og.encoders.open_clip import build_for_variant
+
+    openai = build_for_variant("ViT-L-14-336@openai")  # OpenAI weights were trained with QuickGELU
+    assert openai["model_kwargs"] == {"quick_gelu": True}
+    assert openai["mean"] == [0.48145466, 0.4578275, 0.40821073]
+    assert build_for_variant("ViT-B-16-SigLIP@webli")["mean"] == [0.5, 0.5, 0.5]
+    assert build_for_variant("ViT-B-32") == {"model_name": "ViT-B-32", "model_kwargs": {}}
+    with pytest.raises(SpecError, match="no pretrained tag 'nope'"):
+        build_for_variant("ViT-B-32@nope")
