@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from og.fusion.layout import TokenLayout
@@ -47,11 +48,12 @@ class Selection:
     fallback: bool
 
 
-def check_coverage(coverage: torch.Tensor | None, grid: tuple[int, int]) -> torch.Tensor:
+def check_coverage(coverage: torch.Tensor | np.ndarray | None, grid: tuple[int, int]) -> torch.Tensor:
     """float (M, h*w) coverage on the CPU; None means no masks."""
     h, w = grid
     if coverage is None:
         return torch.zeros(0, h * w)
+    coverage = torch.as_tensor(coverage)
     if coverage.ndim != 3 or tuple(coverage.shape[1:]) != (h, w):
         raise ValueError(f"coverage must be (M, {h}, {w}) for grid {grid}; got shape {tuple(coverage.shape)}; "
                          "downsample the masks with og.fusion.downsample(masks, grid) first")

@@ -195,6 +195,9 @@ def test_patches_layout_and_errors():
         plan_layout(FusionSpec("patches", max_tokens=5), None, GRID)
     with pytest.raises(ValueError, match=r"coverage must be \(M, 4, 5\)"):
         plan_layout(FusionSpec(), torch.rand(2, 5, 4), GRID)
+    cov = random_coverage(3, 5)
+    assert as_tuples(plan_layout(FusionSpec(), cov.numpy(), GRID, cov.sum((1, 2)).numpy())) == as_tuples(
+        plan_layout(FusionSpec(), cov, GRID, cov.sum((1, 2))))
     with pytest.raises(ValueError, match="3 scores for 2 masks"):
         plan_layout(FusionSpec(), torch.rand(2, *GRID), GRID, torch.rand(3))
 
