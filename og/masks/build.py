@@ -62,18 +62,21 @@ def _load(loader: ImageLoader) -> tuple[Any, str | None]:
 def build_store(out: str | Path, items: Iterable[tuple[str, ImageLoader]], segmenter: Any,
                 shard: tuple[int, int] = (0, 1), flush_every: int = 256, prefetch: int = 4,
                 progress: Callable[[str, int, BuildSummary], None] | None = None,
-                on_start: Callable[[BuildSummary], None] | None = None) -> BuildSummary:
+                on_start: Callable[[BuildSummary], None] | None = None,
+                image_root: str | Path | None = None) -> BuildSummary:
     """Segment every `(key, loader)` of this work part not yet in the store at `out`.
 
     `segmenter(image, key=key) -> Masks`, with `.spec` (its SegmenterSpec) and optionally
     `.weights` (an id of its checkpoint). `progress(key, n_masks, summary)` is called per image
-    (n_masks = -1 for a failure); `on_start(summary)` once the work left is known.
+    (n_masks = -1 for a failure); `on_start(summary)` once the work left is known. `image_root`
+    is recorded in a new store's header (for `og masks show`).
     """
     part, parts = resolve_part(shard)
     summary = BuildSummary(part=(part, parts))
     start = time.perf_counter()
     with MaskStoreWriter(out, segmenter.spec.id, (part, parts), flush_every=flush_every,
-                         weights=getattr(segmenter, "weights", None)) as writer:
+                         weights=getattr(segmenter, "weights", None),
+                         image_root=str(image_root) if image_root is not None else None) as writer:
         summary.rebuilt = writer.rebuilt
         todo, seen = [], set()
         for key, loader in items:

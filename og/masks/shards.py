@@ -2,7 +2,8 @@
 
 ```
 STORE/
-  store.json                      {"format": "og-maskstore", "format_version", "spec", "weights", "og_version"}
+  store.json                      {"format": "og-maskstore", "format_version", "spec", "weights",
+                                   "og_version", "image_root"}
   shards/p0003of0008-00012.parquet one file per flush of one work part; never rewritten
   shards/.p0003of0008-00013.parquet.tmp   a flush in progress (discarded on resume)
   index.parquet                   key -> (shard, row), written by `merge` (rebuilt in memory if stale)
@@ -116,10 +117,12 @@ class Header:
     spec: str
     weights: str | None
     og_version: str
+    image_root: str | None = None  # where the images were read from (informative, for `og masks show`)
 
     def to_json(self) -> bytes:
         return json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "spec": self.spec,
-                           "weights": self.weights, "og_version": self.og_version}, indent=1).encode()
+                           "weights": self.weights, "og_version": self.og_version,
+                           "image_root": self.image_root}, indent=1).encode()
 
 
 def read_header(root: Path) -> Header:
@@ -130,7 +133,7 @@ def read_header(root: Path) -> Header:
     data: dict[str, Any] = json.loads(path.read_text())
     if data.get("format") != FORMAT or data.get("format_version", 0) > FORMAT_VERSION:
         raise StoreError(f"{path} is not an og mask store of format version <= {FORMAT_VERSION}: {data}")
-    return Header(data["spec"], data.get("weights"), data.get("og_version", "?"))
+    return Header(data["spec"], data.get("weights"), data.get("og_version", "?"), data.get("image_root"))
 
 
 def create_or_check_header(root: Path, header: Header) -> Header:

@@ -75,6 +75,7 @@ class MaskStore:
         self.spec: str = header.spec  # the SegmenterSpec id that wrote every mask here
         self.weights: str | None = header.weights
         self.og_version = header.og_version
+        self.image_root: str | None = header.image_root
         self.shards = [p.name for p in list_shards(self.root)]
         self._files: dict[str, pq.ParquetFile] = {}
         self._pid = os.getpid()

@@ -72,14 +72,15 @@ class MaskStoreWriter:
     """Append images' masks to a store, as one work part; use as a context manager or `close()`."""
 
     def __init__(self, out: str | os.PathLike, spec_id: str, part: tuple[int, int] = (0, 1),
-                 flush_every: int = 256, rows_per_group: int = 8, weights: str | None = None) -> None:
+                 flush_every: int = 256, rows_per_group: int = 8, weights: str | None = None,
+                 image_root: str | None = None) -> None:
         self.root = Path(out)
         self.part, self.parts = part
         if not 0 <= self.part < self.parts:
             raise ValueError(f"part {self.part} of {self.parts} is out of range")
         self.flush_every, self.rows_per_group = max(1, flush_every), rows_per_group
         self.og_version = _og_version()
-        self.header = create_or_check_header(self.root, Header(spec_id, weights, self.og_version))
+        self.header = create_or_check_header(self.root, Header(spec_id, weights, self.og_version, image_root))
         self.spec_id = spec_id
         self.prefix = shard_name(self.part, self.parts, 0).rsplit("-", 1)[0]
         self._lock = open(self.root / SHARD_DIR / f".{self.prefix}.lock", "w")  # noqa: SIM115

@@ -18,7 +18,7 @@ from og.spec import SegmenterSpec, SpecError, Value, _coerce, _format_value
 def as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     """uint8 (H, W, 3) from a PIL image or an array (gray and RGBA are converted)."""
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        return np.array(image.convert("RGB"))  # a writable copy (torch warns on read-only arrays)
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
