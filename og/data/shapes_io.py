@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,10 @@ import numpy as np
 from PIL import Image
 
 from og.data.shapes_dataset import ShapesDataset, ShapesItem, image_hash
-from og.data.shapes_probes import PROBE_TYPES
+from og.data.shapes_probes import PROBE_TYPES, Probe
 from og.data.shapes_render import shape_mask, visible_masks
 from og.data.shapes_scene import ShapesConfig
+from og.data.shapes_text import QA
 from og.masks.masks import Masks
 
 ORACLE_SPEC = "given:shapes-oracle"  # the segmenter spec id the oracle store is written under
@@ -34,6 +36,20 @@ class ShapesFiles:
     counts: dict[str, int]
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What is kept of an item once its image is on disk: its text and its objects."""
+
+    id: str
+    image_path: str
+    caption_prompt: str
+    caption: str
+    qas: tuple[QA, ...]
+    probes: tuple[Probe, ...]
+    redraws: int
+    scene: dict
+
+
 def _turns(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
     """LLaVA conversation: the image goes before the first question."""
     out = []
@@ -48,7 +64,7 @@ def _scene_record(item: ShapesItem) -> dict:
     return {"image": item.image_path, "objects": objs}
 
 
-def _stage2(items: list[ShapesItem], curriculum: bool) -> list[dict]:
+def _stage2(items: list[_Written], curriculum: bool) -> list[dict]:
     if not curriculum:
         return [{"id": it.id, "image": it.image_path, "conversations": _turns([(q.question, q.answer) for q in it.qas])}
                 for it in items if it.qas]
@@ -66,42 +82,69 @@ def _dump_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+FILES = ("stage1.json", "stage2.json", "test.jsonl", "scenes.jsonl", "meta.json")
+
+
+def _clear(out: Path, identity: dict, overwrite: bool) -> None:
+    """Refuse (or, with overwrite, remove) a different dataset already written in `out`."""
+    meta = out / "meta.json"
+    if not meta.is_file() or json.loads(meta.read_text()).get("identity") == json.loads(json.dumps(identity)):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} holds another shapes dataset (other seed, sizes or config); "
+                              "pass an empty folder or overwrite=True")
+    for split in ("train", "test"):
+        shutil.rmtree(out / "images" / split, ignore_errors=True)
+    for name in FILES:
+        (out / name).unlink(missing_ok=True)
+
+
 def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, image_size: int | None = None,
                  config: ShapesConfig | None = None, questions_per_image: int = 4, curriculum: bool = False,
-                 probe_types: tuple[str, ...] = PROBE_TYPES, progress: bool = False) -> ShapesFiles:
+                 probe_types: tuple[str, ...] = PROBE_TYPES, progress: bool = False, return_masks: bool = True,
+                 overwrite: bool = False) -> ShapesFiles:
     """Generate and write the train and test splits (layout in the module docstring).
 
     `image_size` overrides the config's side (64 by default). With `curriculum`, each train image
     gives two stage-2 records, one with its single-object questions (level 1) and one with the
     rest (level 2), and all level-1 records come first (the trainer must then not shuffle).
-    Deterministic: the same arguments write the same bytes.
+    Deterministic: the same arguments write the same bytes; writing again into the same folder
+    with the same arguments rewrites it, other arguments need `overwrite=True` (which first
+    removes the old images and files). `return_masks=False` keeps memory flat for big runs
+    (`oracle_masks(out_dir)` redraws them later).
     """
     cfg = config or ShapesConfig()
     if image_size is not None:
         cfg = dataclasses.replace(cfg, image_size=image_size)
     out = Path(out_dir)
+    identity = {"seed": seed, "n_train": n_train, "n_test": n_test, "config": dataclasses.asdict(cfg),
+                "questions_per_image": questions_per_image, "curriculum": curriculum, "probe_types": list(probe_types)}
+    _clear(out, identity, overwrite)
     for split in ("train", "test"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
     kw = {"seed": seed, "config": cfg, "questions_per_image": questions_per_image}
-    train = ShapesDataset(n_train, split="train", **kw)
     masks: dict[str, Masks] = {}
-    seen: set[bytes] = set()
+    hashes: set[bytes] = set()
 
-    def emit(items: Iterator[ShapesItem], n: int, label: str) -> list[ShapesItem]:
+    def emit(dataset: ShapesDataset, label: str) -> list[_Written]:
+        items: Iterator[ShapesItem] = iter(dataset)
         if progress:
             from rich.progress import track
-            items = track(items, total=n, description=f"shapes {label}")
+            items = track(items, total=len(dataset), description=f"shapes {label}")
         kept = []
         for it in items:
             Image.fromarray(it.scene.image).save(out / it.image_path, format="PNG")
-            masks[it.image_path] = it.masks
-            kept.append(it)
+            if return_masks:
+                masks[it.image_path] = it.masks
+            if label == "train":
+                hashes.add(image_hash(it.scene.image))
+            kept.append(_Written(it.id, it.image_path, it.caption_prompt, it.caption, it.qas, it.probes,
+                                 it.redraws, _scene_record(it)))
         return kept
 
-    train_items = emit(iter(train), n_train, "train")
-    seen.update(image_hash(it.scene.image) for it in train_items)
-    test = ShapesDataset(n_test, split="test", probe_types=probe_types, exclude=frozenset(seen), **kw)
-    test_items = emit(iter(test), n_test, "test")
+    train_items = emit(ShapesDataset(n_train, split="train", **kw), "train")
+    test_items = emit(ShapesDataset(n_test, split="test", probe_types=probe_types, exclude=frozenset(hashes), **kw),
+                      "test")
 
     stage1 = [{"id": it.id, "image": it.image_path, "conversations": _turns([(it.caption_prompt, it.caption)])}
               for it in train_items]
@@ -112,14 +155,12 @@ def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, 
     counts = {"train_images": n_train, "test_images": n_test, "stage1": len(stage1), "stage2": len(stage2),
               "test_redrawn": sum(it.redraws > 0 for it in test_items)}
     counts |= {f"probes_{t}": sum(r["type"] == t for r in rows) for t in probe_types}
-    files = ShapesFiles(out, out / "stage1.json", out / "stage2.json", out / "test.jsonl", out / "scenes.jsonl",
-                        out / "meta.json", masks, counts)
+    files = ShapesFiles(out, *(out / name for name in FILES), masks, counts)
     files.stage1.write_text(json.dumps(stage1))
     files.stage2.write_text(json.dumps(stage2))
     _dump_jsonl(files.test, rows)
-    _dump_jsonl(files.scenes, [_scene_record(it) for it in train_items + test_items])
-    meta = {"generator": "og.data.shapes", "seed": seed, "config": dataclasses.asdict(cfg), "curriculum": curriculum,
-            "questions_per_image": questions_per_image, "probe_types": list(probe_types), "counts": counts,
+    _dump_jsonl(files.scenes, [it.scene for it in train_items + test_items])
+    meta = {"generator": "og.data.shapes", "identity": identity, "counts": counts,
             "mask_order": "Masks.sorted(): equal scores, so area descending, ties by top-most then left-most pixel"}
     files.meta.write_text(json.dumps(meta, indent=1))
     return files
@@ -140,7 +181,7 @@ def oracle_masks(out_dir: str | Path) -> dict[str, Masks]:
     """The oracle masks of a written dataset, redrawn exactly from `scenes.jsonl` (the same
     geometry as the images), keyed by image path, in the canonical order."""
     out = Path(out_dir)
-    size = json.loads((out / "meta.json").read_text())["config"]["image_size"]
+    size = json.loads((out / "meta.json").read_text())["identity"]["config"]["image_size"]
     masks = {}
     for line in (out / "scenes.jsonl").read_text().splitlines():
         rec = json.loads(line)

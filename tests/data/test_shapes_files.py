@@ -55,7 +55,8 @@ def test_stage_files_are_llava_conversations(written):
     assert all(len(r["conversations"]) == 2 and r["conversations"][1]["value"].endswith(".") for r in stage1)
     assert all(len(r["conversations"]) == 8 for r in stage2)  # 4 questions per image by default
     meta = json.loads(written.meta.read_text())
-    assert meta["seed"] == 5 and meta["config"]["image_size"] == 64 and meta["counts"] == written.counts
+    assert meta["identity"]["seed"] == 5 and meta["identity"]["config"]["image_size"] == 64
+    assert meta["counts"] == written.counts
 
 
 def test_test_jsonl_rows(written):
@@ -153,3 +154,16 @@ def test_read_texts_covers_every_file(written):
     assert "Describe the image." in texts and any(t.startswith("<image>\n") for t in texts)
     rows = [json.loads(line) for line in written.test.read_text().splitlines()]
     assert all(o in texts for r in rows for o in r["options"])
+
+
+def test_rewriting_a_folder(tmp_path):
+    out = tmp_path / "d"
+    first = digest_tree(write_shapes(out, n_train=6, n_test=2, seed=0).out_dir)
+    assert digest_tree(write_shapes(out, n_train=6, n_test=2, seed=0).out_dir) == first  # same args: same files
+    with pytest.raises(FileExistsError, match="holds another shapes dataset"):
+        write_shapes(out, n_train=3, n_test=1, seed=1)
+    files = write_shapes(out, n_train=3, n_test=1, seed=1, overwrite=True, return_masks=False)
+    assert files.masks == {}
+    pngs = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert pngs == ["images/test/000000.png", *(f"images/train/{i:06d}.png" for i in range(3))]  # nothing stale
+    assert sorted(oracle_masks(out)) == pngs
