@@ -10,11 +10,12 @@ that, the spec's segmenter, built on first use (`segmenter_path=` for its weight
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, GenerationConfig, PreTrainedTokenizerBase
 
 from og.masks.geometry import ImageTransform
 from og.model.configuration import OGLlavaConfig
@@ -104,8 +105,19 @@ def build(spec: ModelSpec | str, encoder_path: str | None = None, llm_path: str 
     config = OGLlavaConfig(spec=spec.to_dict(), vision_config=encoder.config_dict(), text_config=llm.config.to_dict(),
                            image_token_id=processor.image_token_id, grid=list(encoder.grid))
     model = OGLlavaForConditionalGeneration(config, encoder=encoder, language_model=llm)
+    model.generation_config = generation_config(llm, tok)
     model.to(device=device, dtype=resolve_dtype(dtype))
     return model, processor
+
+
+def generation_config(llm: Any, tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
+    """The LLM's own generation settings (e.g. Llama-3's end-of-turn ids), special ids filled in
+    from the tokenizer where the LLM has none."""
+    config = copy.deepcopy(getattr(llm, "generation_config", None) or GenerationConfig())
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        if getattr(config, key, None) is None:
+            setattr(config, key, getattr(tokenizer, key))
+    return config
 
 
 def save(model: Any, processor: OGLlavaProcessor, path: str | Path) -> Path:
