@@ -29,8 +29,9 @@ from og.fusion import PackedLayout, TokenLayout, downsample, plan_layout
 from og.masks.geometry import ImageTransform
 from og.masks.masks import Masks
 from og.model import chat
+from og.registry import SEGMENTERS
 from og.segmenters.base import Segmenter
-from og.spec import FusionSpec
+from og.spec import FusionSpec, SegmenterSpec
 
 IMAGE_TOKEN = chat.IMAGE_TOKEN
 ON_MISSING = ("error", "whole", "skip")
@@ -94,8 +95,7 @@ class OGLlavaProcessor:
         self.missing_masks[self.on_missing_masks] += 1
         if self.on_missing_masks == "skip":
             return None
-        w, h = _rgb(image).size
-        return Masks(np.ones((1, h, w), dtype=bool), np.ones(1, np.float32))
+        return SEGMENTERS.get("whole").from_spec(SegmenterSpec("whole"))(image, key=key)
 
     def prepare_image(self, image: Image.Image | np.ndarray, masks: Masks | None = None
                       ) -> tuple[torch.Tensor, TokenLayout]:
