@@ -11,13 +11,17 @@ for its layout; the mask-based fusions all start from `select_masks`:
    last. No surviving mask at all -> the fallback: a single group of every patch (whatever
    `filler` says), so the image is always seen.
 3. Token budget, the same for every image whatever its batch-mates: `max_tokens` (None -> the
-   grid's patch count h*w) bounds the tokens of the mask groups (begin-of-mask tokens, patch
-   copies or pooled tokens, the filler). The global view (1 token for `mean`, h*w for `all`)
-   comes on top and is never dropped; the fallback group is never dropped either. Policy:
-   the filler first (it is the rest of the image), then the masks in priority order (highest
-   score, then largest coverage area, then the given index), each kept if its group still
-   fits, else dropped and counted (`n_over_budget`); smaller masks later in priority may still
-   fit. So an image has at most global + max(max_tokens, fallback) tokens.
+   grid's patch count h*w) bounds the PATCH tokens of the mask groups: the patch features copied
+   into `masktoken` groups (a patch shared by two masks counts twice) or `maskpool`'s pooled
+   tokens (one each), the filler included. The begin-of-mask token of each kept group and the
+   global view (1 token for `mean`, h*w for `all`) come on top and are never dropped; so a
+   partition of the image (SLIC, a grid) always fits the default budget, and an image has at
+   most global + max_tokens + (kept groups) <= global + 2 * max_tokens tokens. The no-mask
+   fallback is always kept (it exceeds the budget only when max_tokens < h*w). Policy: the
+   filler first (it is the rest of the image), then the masks in priority order (highest
+   score, then largest coverage area, then the given index), each kept if its patch tokens
+   still fit, else dropped and counted (`n_over_budget`); smaller masks later in priority may
+   still fit.
 4. Order of the kept masks (`order`): `segmenter` (as given), `area` (largest coverage first),
    `raster` (by first covered patch in raster order); ties by the given index.
 """
@@ -72,7 +76,7 @@ def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[in
                  scores: torch.Tensor | None, cost: Callable[[int], int]) -> Selection:
     """Membership, dropping, filler, budget and order (see the module docstring).
 
-    `cost(n_patches)` is the number of tokens a group of `n_patches` patches takes.
+    `cost(n_patches)` is the number of budgeted tokens a group of `n_patches` patches takes.
     """
     cov = check_coverage(coverage, grid)  # (M, N)
     m, n = cov.shape

@@ -133,7 +133,7 @@ class MaskTokenFusion(Fusion):
     def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
              scores: torch.Tensor | None = None) -> TokenLayout:
         b = int(spec.bom_token)
-        sel = select_masks(spec, coverage, grid, scores, cost=lambda c: c + b)
+        sel = select_masks(spec, coverage, grid, scores, cost=lambda c: c)  # begin-of-mask tokens on top
         head = global_part(spec.global_view, grid)
         sizes = sel.member.sum(1) + b  # (K,) tokens per group
         tok_group = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # (L,)

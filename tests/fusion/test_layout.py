@@ -63,7 +63,7 @@ def naive_global(spec):
 
 
 def naive_masktoken(spec, cov, scores):
-    groups, n_empty, n_over = naive_groups(spec, cov, scores, lambda c: c + int(spec.bom_token))
+    groups, n_empty, n_over = naive_groups(spec, cov, scores, lambda c: c)
     tokens, g = naive_global(spec), int(spec.global_view != "none")
     for k, (mask_id, patches) in enumerate(groups):
         tokens += [(BOM, -1, mask_id, k + 1, k + g)] if spec.bom_token else []
@@ -100,9 +100,9 @@ def test_masktoken_layout_matches_naive_policy(spec, m):
         assert torch.equal(lay.row, torch.where(lay.patch >= 0, lay.patch // GRID[1], -1))
         assert torch.equal(lay.col, torch.where(lay.patch >= 0, lay.patch % GRID[1], -1))
         n_global = {"mean": 1, "all": N, "none": 0}[spec.global_view]
-        assert len(lay) <= n_global + max(spec.max_tokens or N, N + 1)
-        if not lay.fallback:
-            assert len(lay) <= n_global + (spec.max_tokens or N)
+        n_patch_tokens = int((lay.kind == PATCH).sum())
+        assert n_patch_tokens <= max(spec.max_tokens or N, N if lay.fallback else 0)
+        assert len(lay) == n_global + n_patch_tokens + int(spec.bom_token) * len(lay.masks)
 
 
 @pytest.mark.parametrize("spec", [dataclasses.replace(s, name="maskpool") for s in SPECS], ids=lambda s: s.id)
@@ -146,7 +146,7 @@ def test_overlapping_masks_each_carry_shared_patches():
     cov = torch.zeros(2, *GRID)
     cov[0, :2] = 1
     cov[1, 1:3] = 1
-    lay = plan_layout(FusionSpec(global_view="none", max_tokens=22), cov, GRID)
+    lay = plan_layout(FusionSpec(global_view="none"), cov, GRID)  # 20 patch tokens: the default budget
     shared = set(range(5, 10))
     assert shared <= set(lay.patch[lay.mask == 0].tolist()) and shared <= set(lay.patch[lay.mask == 1].tolist())
     assert len(lay) == 2 + 10 + 10
@@ -156,13 +156,21 @@ def test_filler_covers_the_rest_last():
     cov = torch.zeros(2, *GRID)
     cov[0, 0] = 1
     cov[1, 3] = 1
-    lay = plan_layout(FusionSpec(filler=True, max_tokens=23), cov, GRID)
-    assert lay.masks == (0, 1, 2)
+    lay = plan_layout(FusionSpec(filler=True), cov, GRID)  # a partition: fits the default budget
+    assert lay.masks == (0, 1, 2) and len(lay) == 1 + 3 + N
     assert lay.patch[lay.mask == 2].tolist() == [-1] + list(range(5, 15))
     assert lay.segment.max() == 3 and lay.group.tolist() == sorted(lay.group.tolist())
-    # default budget (20): the filler (11 tokens) comes first, then only one mask (6) fits
-    lay = plan_layout(FusionSpec(filler=True), cov, GRID)
+    # budget 15: the filler (10 patches) comes first, then only one mask (5) fits
+    lay = plan_layout(FusionSpec(filler=True, max_tokens=15), cov, GRID)
     assert lay.masks == (0, 2) and lay.n_over_budget == 1
+
+
+def test_partition_fits_the_default_budget():
+    cov = torch.zeros(4, *GRID)
+    for k in range(4):
+        cov[k].view(-1)[k * 5 : (k + 1) * 5] = 1  # 4 disjoint masks covering every patch
+    lay = plan_layout(FusionSpec(), cov, GRID)
+    assert lay.n_dropped == 0 and len(lay) == 1 + 4 + N
 
 
 def test_budget_keeps_global_and_priority_masks():
@@ -171,20 +179,20 @@ def test_budget_keeps_global_and_priority_masks():
     cov[1, 1:3] = 1  # 10 patches
     cov[2, 3, :2] = 1  # 2 patches
     scores = torch.tensor([0.1, 0.9, 0.5])
-    lay = plan_layout(FusionSpec(max_tokens=12), cov, GRID, scores)
-    # priority 1 (11 tokens) fits, 2 (3) does not, 0 (6) does not
+    lay = plan_layout(FusionSpec(max_tokens=11), cov, GRID, scores)
+    # priority 1 (10 patches) fits, 2 (2) does not, 0 (5) does not
     assert lay.masks == (1,) and lay.n_over_budget == 2 and lay.n_dropped == 2
-    assert lay.kind[0] == GLOBAL_MEAN and len(lay) == 12
-    lay = plan_layout(FusionSpec(max_tokens=12, global_view="all"), cov, GRID, scores)
+    assert lay.kind[0] == GLOBAL_MEAN and len(lay) == 1 + 1 + 10
+    lay = plan_layout(FusionSpec(max_tokens=11, global_view="all"), cov, GRID, scores)
     assert (lay.kind == GLOBAL_PATCH).sum() == N and len(lay) == N + 11
-    lay = plan_layout(FusionSpec(max_tokens=9), cov, GRID, scores)  # 1 no longer fits; 2 and 0 do
+    lay = plan_layout(FusionSpec(max_tokens=7), cov, GRID, scores)  # 1 no longer fits; 2 and 0 do
     assert lay.masks == (0, 2) and lay.n_over_budget == 1
 
 
 def test_default_budget_is_the_patch_count():
-    cov = torch.ones(30, *GRID)  # 30 full masks of 20 tokens each: one fits in 20
-    lay = plan_layout(FusionSpec(bom_token=False), cov, GRID)
-    assert lay.masks == (0,) and len(lay) == 1 + N and lay.n_over_budget == 29
+    cov = torch.ones(30, *GRID)  # 30 full masks of 20 patches each: one fits in 20
+    lay = plan_layout(FusionSpec(), cov, GRID)
+    assert lay.masks == (0,) and len(lay) == 1 + 1 + N and lay.n_over_budget == 29
 
 
 def test_patches_layout_and_errors():
