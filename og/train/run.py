@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import Dataset
 from transformers import TrainerCallback, TrainingArguments
@@ -67,7 +68,8 @@ def training_arguments(stage: Stage, output_dir: str | Path, deepspeed: str | No
                        **overrides: Any) -> TrainingArguments:
     """The stage's recipe + overrides as `TrainingArguments`."""
     kwargs: dict[str, Any] = {**stage.defaults, "learning_rate": stage.lr, "output_dir": str(output_dir),
-                              "remove_unused_columns": False, "report_to": "none"}
+                              "remove_unused_columns": False, "report_to": "none",
+                              "dataloader_pin_memory": torch.cuda.is_available()}
     if deepspeed:
         kwargs["deepspeed"] = deepspeed_config(deepspeed)
     kwargs.update(overrides)
@@ -94,7 +96,8 @@ def add_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
     return apply_lora(model, r=settings.r, alpha=settings.alpha, dropout=settings.dropout, target_modules=targets)
 
 
-def describe_base(model: nn.Module, output_dir: Path, base: dict[str, Any] | None, is_main: bool) -> dict:
+def describe_base(model: nn.Module, processor: Any, output_dir: Path, base: dict[str, Any] | None,
+                  is_main: bool) -> dict:
     """Where `og export` finds the frozen weights: given paths, the model's own directory, or a
     copy written to `output_dir/base` (random components have no file to point at)."""
     if base:
@@ -106,7 +109,9 @@ def describe_base(model: nn.Module, output_dir: Path, base: dict[str, Any] | Non
         raise ValueError("the model carries LoRA weights but no base was given; pass base={'dir': ...} "
                          "(a directory saved before LoRA was added)")
     if is_main and not (output_dir / BASE_DIR / "config.json").is_file():
-        model.save_pretrained(output_dir / BASE_DIR)
+        from og.model.factory import save
+
+        save(model, processor, output_dir / BASE_DIR)
         log.info("no base paths given: saved the frozen base model to %s for export", output_dir / BASE_DIR)
     return {"dir": str(output_dir / BASE_DIR)}
 
@@ -122,7 +127,7 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
     stage = get_stage(stage).with_flags(train_llm=train_llm, train_encoder=train_encoder, lora=lora)
     output_dir = Path(output_dir)
     args = training_arguments(stage, output_dir, deepspeed, **training_overrides)
-    base_info = describe_base(model, output_dir, base, args.should_save)
+    base_info = describe_base(model, processor, output_dir, base, args.should_save)
     if stage.lora is not None and not has_lora(model):
         model = add_lora(model, stage.lora)
     if from_stage1 is not None:
