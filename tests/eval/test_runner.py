@@ -99,12 +99,14 @@ def tiny_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     words = ("which colour is the shape really red green blue answer with option's letter from given choices "
-             "directly a b c d e user assistant system").split()
-    vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", "<pad>", *words, *"abcdeABCDE.,:?!'\n"])}
+             "directly user assistant").split()
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(["<unk>", "<s>", "</s>", "<pad>", *words, *"abcdeABCDE.,:?!'"]))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                "{% if add_generation_prompt %}assistant: {% endif %}")
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>")
+                                   pad_token="<pad>", chat_template=template)
 
 
 @pytest.mark.parametrize("preset", ["tiny-llava", "tiny-og"])
