@@ -118,6 +118,8 @@ class AmgSegmenter(Segmenter):
         import torch
 
         variant = self.resolve_variant(spec.variant or self.default_variant)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist; pass the local path of the weights")
         self.opts = resolve_knobs(spec, AMG_KNOBS)
         check_knobs(spec.name, self.opts, path)
         self.spec = canonical_spec(spec, AMG_KNOBS, variant)
@@ -140,9 +142,11 @@ class AmgSegmenter(Segmenter):
                   **kwargs: Any) -> Segmenter:
         return cls(spec, path=path, device=device)
 
-    def resolve_variant(self, variant: str) -> str:
-        if variant not in self.variants:
-            raise SpecError(f"{type(self).__name__}: unknown variant {variant!r}; valid: {', '.join(self.variants)}")
+    @classmethod
+    def resolve_variant(cls, variant: str) -> str:
+        """The canonical variant name (an unknown one lists the valid names)."""
+        if variant not in cls.variants:
+            raise SpecError(f"{cls.__name__}: unknown variant {variant!r}; valid: {', '.join(cls.variants)}")
         return variant
 
     def build_model(self, variant: str, image_size: int | None) -> Any:

@@ -33,7 +33,8 @@ class Sam2Segmenter(AmgSegmenter):
     default_variant = "2.1-large"
     bf16 = True
 
-    def resolve_variant(self, variant: str) -> str:
+    @classmethod
+    def resolve_variant(cls, variant: str) -> str:
         return super().resolve_variant(f"2.1-{variant}" if variant in SIZES else variant)
 
     def build_model(self, variant: str, image_size: int | None) -> Any:
