@@ -22,7 +22,7 @@ from rich.table import Table
 from cli.segment import OPTION_HELP, SEGMENTER_HELP, segmenter_from_args
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def images_in(folder: Path) -> list[str]:

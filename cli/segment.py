@@ -41,7 +41,7 @@ def segmenter_from_args(segmenter: str, variant: str | None = None, checkpoint: 
         seg = build_segmenter(spec, path=str(checkpoint) if checkpoint else None, device=device)
     for w in caught:  # the random-weights notice as one yellow line; anything else as usual
         if issubclass(w.category, RandomWeightsWarning):
-            Console(stderr=True).print(f"[yellow]warning: {w.message}[/yellow]")
+            Console(stderr=True, soft_wrap=True).print(f"[yellow]warning: {w.message}[/yellow]")
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return seg
@@ -71,7 +71,7 @@ def segment(
     seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     overlay_masks(img, masks, labels=[str(i + 1) for i in range(len(masks))] if labels else None).save(out)
-    Console().print(f"{len(masks)} masks ({seg.spec.id}, {seconds:.2f} s) -> {out}")
+    Console(soft_wrap=True).print(f"{len(masks)} masks ({seg.spec.id}, {seconds:.2f} s) -> {out}")
 
 
 def register(app: typer.Typer) -> None:
