@@ -128,7 +128,8 @@ class Masks:
             return cls.empty(*size)
         h, w = int(size[0]), int(size[1])
         objs = [{"size": [h, w], "counts": c if isinstance(c, bytes) else c.encode("ascii")} for c in counts]
-        return cls(mask_utils.decode(objs).transpose(2, 0, 1), scores)  # (M, H, W)
+        # decode gives 0/1 uint8 (H, W, M), Fortran order: view it as bool (M, H, W), no copy
+        return cls(mask_utils.decode(objs).transpose(2, 0, 1).view(bool), scores)
 
     @classmethod
     def from_coco(cls, segmentations: list, height: int, width: int, scores: np.ndarray | None = None) -> Masks:
