@@ -130,15 +130,23 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
     # ---- image side ----------------------------------------------------------------------------
     def get_image_features(self, pixel_values: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
         """Visual tokens of every image in LLM space, image 0 first: (ΣT, Dl)."""
-        if pixel_values.shape[0] != layout.batch_size:
-            raise ValueError(f"{pixel_values.shape[0]} images in pixel_values but {layout.batch_size} "
-                             "layouts; give one layout per image")
+        n, copies = layout.batch_size, pixel_values.shape[0] // max(layout.batch_size, 1)
+        if copies > 1:  # generate() repeats every image for beams / returned sequences
+            unique = pixel_values[::copies]  # (N, 3, H, W)
+            if torch.equal(unique.repeat_interleave(copies, 0), pixel_values):
+                pixel_values = unique
+        if pixel_values.shape[0] != n:
+            raise ValueError(f"{pixel_values.shape[0]} images in pixel_values but {n} layouts; "
+                             "give one layout per image")
         features = self.encoder(pixel_values)  # (N, h*w, Dv)
         layout = layout.to(features.device)
         tokens = self.fusion(features, layout)  # (ΣT, Dv)
         tokens = self.position.before_projector(tokens, layout)  # (ΣT, Dv)
         tokens = self.projector(tokens)  # (ΣT, Dl)
-        return self.position.after_projector(tokens, layout)  # (ΣT, Dl)
+        tokens = self.position.after_projector(tokens, layout)  # (ΣT, Dl)
+        if copies > 1 and pixel_values.shape[0] == n:
+            tokens = torch.cat([t.repeat(copies, 1) for t in tokens.split(layout.lengths.tolist())])  # (k*ΣT, Dl)
+        return tokens
 
     def image_token_mask(self, input_ids: torch.Tensor, n_features: int) -> torch.Tensor:
         """(B, L) placeholder mask; its count must equal the number of visual tokens."""

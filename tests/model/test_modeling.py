@@ -244,3 +244,20 @@ def test_gradient_checkpointing_lives_in_the_llm(make_model, samples):
     loss, grad = loss_and_grad()
     torch.testing.assert_close(loss, ref_loss)
     torch.testing.assert_close(grad, ref_grad)
+
+
+def test_beam_search_reuses_each_image(make_model, samples):
+    """generate() repeats images for beams; the model encodes each once and the answers do not
+    depend on the batch."""
+    model, processor = make_model("masktoken", "grouped_rope")
+    alone = _batch(processor, samples, [2])
+    mixed = processor([processor.prompt("what is red ?"), processor.prompt(QUESTION), processor.prompt(QUESTION)],
+                      [None, samples[0][0], samples[2][0]], masks=[None, samples[0][1], samples[2][1]])
+    kw = {"max_new_tokens": 4, "min_new_tokens": 4, "num_beams": 3, "do_sample": False}
+    a = model.generate(**alone, **kw)[0, -4:]
+    b = model.generate(**mixed, **kw)[2, -4:]
+    assert torch.equal(a, b)
+    two = model.generate(**mixed, max_new_tokens=2, num_beams=2, num_return_sequences=2)
+    assert two.shape[0] == 6
+    with pytest.raises(ValueError, match="4 images in pixel_values but 2 layouts"):
+        model.get_image_features(torch.randn(4, 3, 64, 64), mixed["layout"])
