@@ -1,7 +1,8 @@
 """og.segmenters: `image -> Masks` components registered in SEGMENTERS.
 
 Importing this package registers every family (sam2 and sam import their libraries only
-when built). `build_segmenter("slic(n_segments=50)")` parses a spec id and builds it.
+when built). `build_segmenter("slic(n_segments=50)")` parses a spec id and builds it;
+`canonical_id(spec)` is the id it records, computed without building it.
 """
 
 from __future__ import annotations
@@ -21,4 +22,16 @@ def build_segmenter(spec: str | object, path: str | None = None, device: str | N
     return SEGMENTERS.get(spec.name).from_spec(spec, path=path, device=device)
 
 
-__all__ = ["Segmenter", "as_rgb_array", "build_segmenter"]
+def canonical_id(spec: str | object) -> str:
+    """The id a segmenter built from `spec` records (e.g. in a MaskStore): `sam2` and
+    `sam2:2.1-large(points_per_side=32)` both give `sam2:2.1-large`. Builds nothing."""
+    from og.registry import SEGMENTERS
+    from og.spec import SegmenterSpec
+
+    spec = SegmenterSpec.parse(spec) if isinstance(spec, str) else spec
+    if not isinstance(spec, SegmenterSpec) or spec.name == "none":
+        return getattr(spec, "id", str(spec))
+    return SEGMENTERS.get(spec.name).canonical(spec).id
+
+
+__all__ = ["Segmenter", "as_rgb_array", "build_segmenter", "canonical_id"]

@@ -3,9 +3,9 @@
 Knobs (SegmenterSpec options) with the published OG-LLaVA setting as the defaults:
 points_per_side 32, points_per_batch 6, pred_iou_thresh 0.9, stability_score_thresh 0.95,
 box_nms_thresh 0.7, min_mask_region_area 0, crop_n_layers 0 (no crops). `points_per_batch`
-only trades memory for speed (results are the same): 6 is the published value, a GPU wants
-64 or more. `image_size` (default: the model's own, 1024) may only be changed with random
-weights; it exists so tests can run a small model quickly.
+only trades memory for speed (the masks are the same, so it is not part of the recorded spec
+id): 6 is the published value, a GPU wants 64 or more. `image_size` (default: the model's own,
+1024) may only be changed with random weights; it exists so tests can run a small model quickly.
 
 Weights come from a local checkpoint (`.safetensors`, or a `.pt` read with
 `torch.load(weights_only=True)`; a `{"model": state_dict}` wrapper is unwrapped). Without one,
@@ -38,6 +38,7 @@ AMG_KNOBS: dict[str, Value] = {
 }
 GENERATOR_KNOBS = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
                    "box_nms_thresh", "min_mask_region_area", "crop_n_layers")
+RUNTIME_KNOBS = ("points_per_batch",)  # speed only: left out of the recorded spec id
 RANDOM_SEED = 0
 
 
@@ -117,12 +118,12 @@ class AmgSegmenter(Segmenter):
     def __init__(self, spec: SegmenterSpec, path: str | None = None, device: str | None = None) -> None:
         import torch
 
-        variant = self.resolve_variant(spec.variant or self.default_variant)
+        self.spec = self.canonical(spec)
+        variant = self.spec.variant
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint {path} does not exist; pass the local path of the weights")
         self.opts = resolve_knobs(spec, AMG_KNOBS)
         check_knobs(spec.name, self.opts, path)
-        self.spec = canonical_spec(spec, AMG_KNOBS, variant)
         self.variant, self.checkpoint = variant, path
         self.device = device or default_device()
         self.weights = weights_id(path)
@@ -141,6 +142,11 @@ class AmgSegmenter(Segmenter):
     def from_spec(cls, spec: SegmenterSpec, path: str | None = None, device: str | None = None,
                   **kwargs: Any) -> Segmenter:
         return cls(spec, path=path, device=device)
+
+    @classmethod
+    def canonical(cls, spec: SegmenterSpec) -> SegmenterSpec:
+        variant = cls.resolve_variant(spec.variant or cls.default_variant)
+        return canonical_spec(spec, AMG_KNOBS, variant, runtime=RUNTIME_KNOBS)
 
     @classmethod
     def resolve_variant(cls, variant: str) -> str:

@@ -43,6 +43,12 @@ class Segmenter:
     def segment(self, rgb: np.ndarray, key: str = "") -> Masks:
         raise NotImplementedError
 
+    @classmethod
+    def canonical(cls, spec: SegmenterSpec) -> SegmenterSpec:
+        """The spec as this segmenter would record it (variant resolved, defaults dropped),
+        without building anything: compare stores and model specs by `canonical(spec).id`."""
+        return spec
+
     def __call__(self, image: Image.Image | np.ndarray, key: str = "") -> Masks:
         """`key` (the image's path or id) seeds per-image randomness where a segmenter has any."""
         return self.segment(as_rgb_array(image), key=key).sorted()
@@ -64,11 +70,13 @@ def resolve_knobs(spec: SegmenterSpec, knobs: dict[str, Value]) -> dict[str, Val
     return {k: _coerce(f"segmenter {spec.name!r}", k, given.get(k, d), d) for k, d in knobs.items()}
 
 
-def canonical_spec(spec: SegmenterSpec, knobs: dict[str, Value], variant: str | None = None) -> SegmenterSpec:
+def canonical_spec(spec: SegmenterSpec, knobs: dict[str, Value], variant: str | None = None,
+                   runtime: tuple[str, ...] = ()) -> SegmenterSpec:
     """The spec with its variant resolved and default-valued options dropped, so that equal
-    configurations have equal ids (a MaskStore refuses to mix different ids)."""
+    configurations have equal ids (a MaskStore refuses to mix different ids). `runtime` knobs
+    (speed only, same masks) are left out of the id too."""
     values = resolve_knobs(spec, knobs)
-    options = tuple((k, v) for k, v in values.items() if v != knobs[k])
+    options = tuple((k, v) for k, v in values.items() if v != knobs[k] and k not in runtime)
     return SegmenterSpec(spec.name, spec.variant if variant is None else variant, options)
 
 
@@ -79,12 +87,16 @@ class KnobSegmenter(Segmenter):
     knobs: ClassVar[dict[str, Value]] = {}
 
     def __init__(self, spec: SegmenterSpec) -> None:
+        self.spec = self.canonical(spec)
+        self.opts = resolve_knobs(spec, self.knobs)
+        self.weights: str | None = None
+
+    @classmethod
+    def canonical(cls, spec: SegmenterSpec) -> SegmenterSpec:
         if spec.variant:
             raise SpecError(f"segmenter {spec.name!r} has no variants (got {spec.variant!r}); "
-                            f"its options are {', '.join(self.knobs) or '(none)'}")
-        self.opts = resolve_knobs(spec, self.knobs)
-        self.spec = canonical_spec(spec, self.knobs)
-        self.weights: str | None = None
+                            f"its options are {', '.join(cls.knobs) or '(none)'}")
+        return canonical_spec(spec, cls.knobs)
 
     @classmethod
     def from_spec(cls, spec: SegmenterSpec, path: str | None = None, device: str | None = None,

@@ -51,7 +51,8 @@ def test_sam2_random_weights_give_masks(sam2_tiny):
     check_contract(masks, 64, 64)
     assert len(masks) > 0 and masks.areas.min() > 0
     assert sam2_tiny(img) == masks  # deterministic
-    assert sam2_tiny.spec.id.startswith("sam2:2.1-tiny(box_nms_thresh=1.0,image_size=256,points_per_batch=4")
+    assert sam2_tiny.spec.id == ("sam2:2.1-tiny(box_nms_thresh=1.0,image_size=256,points_per_side=2,"
+                                 "pred_iou_thresh=0.0,stability_score_thresh=0.0)")  # points_per_batch: speed only
     assert sam2_tiny.weights == "random(seed=0)" and sam2_tiny.device == "cpu"
 
 
@@ -68,7 +69,14 @@ def test_sam2_variants_and_configs():
 
 
 def test_sam2_published_defaults_and_canonical_id():
+    from og.segmenters import canonical_id
     from og.segmenters.amg import AMG_KNOBS
+
+    assert canonical_id("sam2") == canonical_id("sam2:large(pred_iou_thresh=0.9,points_per_batch=64)") == (
+        "sam2:2.1-large")
+    assert canonical_id("sam:vit_l(points_per_side=16)") == "sam:vit_l(points_per_side=16)"
+    assert canonical_id("slic(n_segments=100,compactness=20)") == "slic(compactness=20.0)"
+    assert canonical_id("none") == "none"
 
     assert {k: AMG_KNOBS[k] for k in ("points_per_side", "points_per_batch", "pred_iou_thresh",
                                       "stability_score_thresh", "box_nms_thresh", "crop_n_layers")} == {
