@@ -13,7 +13,6 @@ Writing: `MaskStore.writer(...)` / `build_store(...)` (see og.masks.writer and o
 from __future__ import annotations
 
 import bisect
-import io
 import json
 import logging
 import os
@@ -26,13 +25,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from og.masks.build import BuildSummary, build_store, load_image
+from og.masks.index import index_from_table, merge, scan
 from og.masks.masks import Masks
 from og.masks.shards import (
     INDEX,
     SHARD_DIR,
     CorruptShardError,
     StoreError,
-    atomic_write_bytes,
     list_shards,
     open_shard,
     read_columns,
@@ -95,10 +94,10 @@ class MaskStore:
             table = pq.read_table(path)
             meta = json.loads((table.schema.metadata or {}).get(b"og_shards", b"{}"))
             if meta == self._shard_sizes():
-                return _index_from_table(table, self.shards)
+                return index_from_table(table, self.shards)
             log.warning("index of %s is stale (shards changed since); rebuilding it in memory — "
                         "run `og masks merge %s` to save it", self.root, self.root)
-        return _index_from_table(_scan(self.root, self.shards), self.shards)
+        return index_from_table(scan(self.root, self.shards), self.shards)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -180,59 +179,3 @@ class MaskStore:
 
     def __repr__(self) -> str:
         return f"MaskStore({str(self.root)!r}, spec={self.spec!r}, {len(self)} images)"
-
-
-def _scan(root: Path, shards: list[str]) -> pa.Table:
-    """key, shard (position in `shards`), row, error of every row of every shard."""
-    parts = []
-    for name in shards:
-        t = read_columns(root / SHARD_DIR / name, ["key", "error", "spec"])
-        parts.append(pa.table({"key": t.column("key"), "shard": pa.array([name] * len(t), pa.string()),
-                               "row": pa.array(np.arange(len(t), dtype=np.int32)), "error": t.column("error"),
-                               "spec": t.column("spec")}))
-    if not parts:
-        return pa.table({"key": pa.array([], pa.string()), "shard": pa.array([], pa.string()),
-                         "row": pa.array([], pa.int32()), "error": pa.array([], pa.string()),
-                         "spec": pa.array([], pa.string())})
-    return pa.concat_tables(parts)
-
-
-def _index_from_table(table: pa.Table, shards: list[str]) -> tuple[dict, dict, int]:
-    """key -> (shard position, row) and key -> error; a key seen twice keeps its first success."""
-    pos = {n: i for i, n in enumerate(shards)}
-    index: dict[str, tuple[int, int]] = {}
-    errors: dict[str, str] = {}
-    dup = 0
-    cols = [table.column(c).to_pylist() for c in ("key", "shard", "row", "error")]
-    for key, shard, row, error in zip(*cols, strict=True):
-        if key in index or (key in errors and error is not None):
-            dup += 1
-        elif error is not None:
-            errors[key] = error
-        else:
-            dup += key in errors
-            errors.pop(key, None)
-            index[key] = (pos[shard], int(row))
-    return index, errors, dup
-
-
-def merge(path: str | os.PathLike) -> dict[str, Any]:
-    """Join every part's shards: check one spec throughout, count duplicates, write the index."""
-    root = Path(path)
-    header = read_header(root)
-    shards = [p.name for p in list_shards(root)]
-    table = _scan(root, shards)
-    specs = set(table.column("spec").to_pylist())
-    if specs - {header.spec}:
-        bad = [s for s in shards if set(read_columns(root / SHARD_DIR / s, ["spec"]).column("spec").to_pylist())
-               - {header.spec}]
-        raise StoreError(f"shards {bad} of {root} hold masks of {sorted(specs - {header.spec})}, not the "
-                         f"store's {header.spec!r}; refusing to mix: move them to their own store")
-    index, errors, dup = _index_from_table(table, shards)
-    keep = table.select(["key", "shard", "row", "error"])
-    sizes = {n: (root / SHARD_DIR / n).stat().st_size for n in shards}
-    keep = keep.replace_schema_metadata({b"og_shards": json.dumps(sizes).encode()})
-    sink = io.BytesIO()
-    pq.write_table(keep, sink, compression="zstd")
-    atomic_write_bytes(root / INDEX, sink.getvalue())
-    return {"images": len(index), "failures": len(errors), "duplicates": dup, "shards": len(shards)}
