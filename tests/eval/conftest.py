@@ -39,6 +39,27 @@ class ScriptedAnswerer(Answerer):
         return {"name": "scripted"}
 
 
+def make_tiny_tokenizer():
+    """A small word-level tokenizer with a chat-ready vocabulary, built locally."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ("which colour is the shape really red green blue answer with option's letter from given choices "
+             "directly user assistant").split()
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(["<unk>", "<s>", "</s>", "<pad>", *words, *"abcdeABCDE.,:?!'"]))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                "{% if add_generation_prompt %}assistant: {% endif %}")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", chat_template=template)
+
+
+@pytest.fixture
+def tiny_tokenizer():
+    return make_tiny_tokenizer
+
+
 @pytest.fixture
 def scripted():
     return ScriptedAnswerer

@@ -93,24 +93,8 @@ def test_suite_record(tmp_path, image_writer, scripted):
 # ---- the real tiny og model -------------------------------------------------------------------
 
 
-def tiny_tokenizer():
-    """A small word-level tokenizer with a chat-ready vocabulary, built locally."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ("which colour is the shape really red green blue answer with option's letter from given choices "
-             "directly user assistant").split()
-    vocab = {w: i for i, w in enumerate(dict.fromkeys(["<unk>", "<s>", "</s>", "<pad>", *words, *"abcdeABCDE.,:?!'"]))}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                "{% if add_generation_prompt %}assistant: {% endif %}")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", chat_template=template)
-
-
 @pytest.mark.parametrize("preset", ["tiny-llava", "tiny-og"])
-def test_batch_size_invariance_with_tiny_og_model(tmp_path, image_writer, preset):
+def test_batch_size_invariance_with_tiny_og_model(tmp_path, image_writer, tiny_tokenizer, preset):
     import og
     from og.eval.og_answerer import OGAnswerer
     from og.eval.suite import mask_source_for
@@ -133,7 +117,7 @@ def test_batch_size_invariance_with_tiny_og_model(tmp_path, image_writer, preset
                 np.testing.assert_allclose(one[k]["scores"], many[k]["scores"], rtol=1e-4, atol=1e-4)
 
 
-def test_likelihood_matches_a_naive_unbatched_sum(tmp_path, image_writer):
+def test_likelihood_matches_a_naive_unbatched_sum(tmp_path, image_writer, tiny_tokenizer):
     """The answerer's summed log-likelihood equals one computed by hand, token by token."""
     import og
     from og.eval.og_answerer import OGAnswerer
