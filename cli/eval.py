@@ -92,6 +92,8 @@ def run_eval(
     path = write_results(record, out)
     console.print(results_table(record))
     for name, run in record["benchmarks"].items():
+        if run["notes"]:
+            console.print(f"{name}: {run['notes']}")
         if run["missing_images"]:
             first = ", ".join(run["missing_image_ids"][:5])
             console.print(f"[yellow]{name}: {run['missing_images']} of {run['n_items']} images missing, "

@@ -103,10 +103,11 @@ def examples_grid(records: list[dict[str, Any]], labels: list[str], out: str | P
     rows = disagreements(records, limit)
     if not rows:
         raise ValueError("the models agree on every common item; there is nothing to show")
-    fig = Figure(figsize=(11, 2.9 * len(rows)))
+    fig = Figure(figsize=(10, 2.9 * len(rows)))
+    grid = fig.add_gridspec(len(rows), 2, width_ratios=[1, 2], wspace=0.05)
     for r, (bench, preds) in enumerate(rows):
         first = preds[0]
-        ax_img, ax_txt = fig.add_subplot(len(rows), 2, 2 * r + 1), fig.add_subplot(len(rows), 2, 2 * r + 2)
+        ax_img, ax_txt = fig.add_subplot(grid[r, 0]), fig.add_subplot(grid[r, 1])
         ax_img.axis("off")
         ax_txt.axis("off")
         if first.get("missing_image") or not first["image"] or not Path(first["image"]).is_file():
