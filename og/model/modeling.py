@@ -74,8 +74,7 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         their own constructors' values, which also restores their non-persistent buffers (e.g.
         the sincos table), which loading on the meta device leaves uninitialised."""
         super()._init_weights(module)
-        parts = {"fusion": FUSIONS, "position": POSITIONS, "projector": PROJECTORS}
-        name = next((n for n in parts if getattr(self, n, None) is module), None)
+        name = next((n for n in ("fusion", "position", "projector") if getattr(self, n, None) is module), None)
         if name is None:
             return
         with torch.device("cpu"):
