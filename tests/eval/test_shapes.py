@@ -25,6 +25,7 @@ def row(i, kind, answer=0, options=("red", "blue")):
 
 ROWS = [row(0, "attribute"), row(1, "attribute", 1), row(2, "binding"), row(3, "relation", 1, ("left", "right")),
         row(4, "relation"), row(5, "order", 2, ("a", "b", "c"))]
+ROWS[0]["subtype"], ROWS[1]["subtype"] = "colour", "size"
 
 
 def test_scores_per_type(tmp_path, image_writer, scripted):
@@ -35,6 +36,8 @@ def test_scores_per_type(tmp_path, image_writer, scripted):
     s = run["scores"]
     assert s["attribute"] == 100.0 and s["binding"] == 0.0 and s["relation"] == 50.0 and s["order"] == 100.0
     assert s["replace"] is None and s["accuracy"] == pytest.approx(100 * 4 / 6)
+    assert s["subtype/attribute/colour"] == 100.0 and s["subtype/attribute/size"] == 100.0
+    assert not any(k.startswith("subtype/relation") for k in s)
     assert run["missing_images"] == 1  # s4 said "A" (right) but its image is missing: wrong
 
 

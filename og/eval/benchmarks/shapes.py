@@ -1,9 +1,9 @@
 """`shapes`: the synthetic compositional benchmark of the quickstart (og.data's generator).
 
 Its test split is `test.jsonl` in the data folder, one JSON object per line: {"id", "image" (path
-relative to the data folder), "type" (attribute / binding / relation / replace / order),
-"question", "options" [...], "answer" (index of the right option)}. Score: accuracy per type and
-overall.
+relative to the data folder), "type" (attribute / binding / relation / replace / order), an
+optional "subtype", "question", "options" [...], "answer" (index of the right option)}. Score:
+accuracy overall, per type and per type/subtype.
 """
 
 from __future__ import annotations
@@ -47,11 +47,15 @@ class Shapes(Benchmark):
             image = str(row["image"])
             items.append(Item(
                 id=str(row["id"]), image=resolve_image(image, roots), question=str(row["question"]),
-                options=[str(o) for o in options], answer=answer, image_key=image, fields={"type": row["type"]},
+                options=[str(o) for o in options], answer=answer, image_key=image,
+                fields={"type": row["type"], "subtype": row.get("subtype")},
             ))
         return items
 
     def score(self, items: list[Item], predictions: dict[str, int | None]) -> dict[str, Any]:
         right = correct_flags(items, predictions)
         per_type = group_accuracy(items, right, lambda it: it.fields["type"])
-        return {"accuracy": percent(right.values()), **{t: per_type.get(t) for t in TYPES}}
+        with_sub = [it for it in items if it.fields.get("subtype")]
+        per_sub = group_accuracy(with_sub, right, lambda it: f"{it.fields['type']}/{it.fields['subtype']}")
+        return {"accuracy": percent(right.values()), **{t: per_type.get(t) for t in TYPES},
+                **{f"subtype/{k}": v for k, v in per_sub.items()}}
