@@ -92,15 +92,19 @@ class OGLlavaLMMS(lmms):
         return Query(key=key, prompt=context, image=image, masks=masks)
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        out: list[str] = []
-        for chunk in _chunks([r.args for r in requests], self.batch_size):
-            queries = [self._query(ctx, visual, doc_id, task, split) for ctx, _, visual, doc_id, task, split in chunk]
-            kwargs = [dict(args[1] or {}) for args in chunk]
-            max_new = max(int(k.get("max_new_tokens", self.max_new_tokens)) for k in kwargs)
-            texts = self.answerer.generate(queries, max_new_tokens=max_new)
-            for text, k in zip(texts, kwargs, strict=True):
-                until = k.get("until") or []
-                out.append(_cut(text, [until] if isinstance(until, str) else list(until)))
+        """Greedy answers, batched among requests that ask for the same number of new tokens."""
+        groups: dict[int, list[int]] = {}
+        for n, r in enumerate(requests):
+            groups.setdefault(int((r.args[1] or {}).get("max_new_tokens", self.max_new_tokens)), []).append(n)
+        out: list[str] = [""] * len(requests)
+        for max_new, members in groups.items():
+            for chunk in _chunks(members, self.batch_size):
+                args = [requests[n].args for n in chunk]
+                queries = [self._query(a[0], a[2], a[3], a[4], a[5]) for a in args]
+                texts = self.answerer.generate(queries, max_new_tokens=max_new)
+                for n, a, text in zip(chunk, args, texts, strict=True):
+                    until = (a[1] or {}).get("until") or []
+                    out[n] = _cut(text, [until] if isinstance(until, str) else list(until))
         return out
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
