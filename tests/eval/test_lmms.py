@@ -134,3 +134,7 @@ def test_local_task_runs_with_masks(tmp_path, local_tasks, tiny_tokenizer):
     np.testing.assert_allclose([lp for lp, _ in out], [lp for lp, _ in single], atol=1e-4)
     request = instance("generate_until", ("which colour ?", {"until": ["\\n"]}, visual, 0, "t", "test"), 0)
     assert "\\n" not in lm.generate_until([request])[0]
+    short, long = (instance("generate_until", ("which colour ?", {"max_new_tokens": k}, visual, 1, "t", "test"), 0)
+                   for k in (1, 3))
+    answers = lm.generate_until([long, short])  # different lengths: never batched together
+    assert len(answers[1].split()) <= 1 and answers[0].startswith(answers[1])
