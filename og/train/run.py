@@ -52,6 +52,8 @@ class TrainResult:
     event_examples: dict[str, list[str]] = field(default_factory=dict)
     dataset_counts: dict[str, int] = field(default_factory=dict)  # samples, image_missing, masks_missing
     metrics: dict[str, float] = field(default_factory=dict)
+    world_size: int = 1
+    zero_stage: int | None = None  # the DeepSpeed ZeRO stage, None without DeepSpeed
 
 
 def deepspeed_config(name_or_path: str) -> str:
@@ -69,7 +71,9 @@ def training_arguments(stage: Stage, output_dir: str | Path, deepspeed: str | No
     """The stage's recipe + overrides as `TrainingArguments`."""
     kwargs: dict[str, Any] = {**stage.defaults, "learning_rate": stage.lr, "output_dir": str(output_dir),
                               "remove_unused_columns": False, "report_to": "none",
-                              "dataloader_pin_memory": torch.cuda.is_available()}
+                              # no accelerator: say so, or accelerate sees torchrun's ranks as one process
+                              "use_cpu": not torch.accelerator.is_available(),
+                              "dataloader_pin_memory": torch.accelerator.is_available()}
     if deepspeed:
         kwargs["deepspeed"] = deepspeed_config(deepspeed)
     kwargs.update(overrides)
@@ -151,5 +155,7 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
     if events:
         log.warning("data events over the run: %s (first: %s)", events, trainer.event_examples)
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    zero = trainer.accelerator.state.deepspeed_plugin.zero_stage if trainer.is_deepspeed_enabled else None
     return TrainResult(output_dir, stage, model, trainer.state.global_step, losses, trainable, events,
-                       dict(trainer.event_examples), dict(getattr(dataset, "counts", {})), dict(output.metrics))
+                       dict(trainer.event_examples), dict(getattr(dataset, "counts", {})), dict(output.metrics),
+                       args.world_size, zero)
