@@ -24,9 +24,12 @@ def open_store(store: Any, expected: SegmenterSpec | None = None) -> Any:
 
         store = MaskStore(store)
     written_by = getattr(store, "spec", None)
-    if expected is not None and expected.name != "none" and written_by and str(written_by) != expected.id:
-        log.warning("mask store was written by segmenter %r but the model was trained with %r",
-                    written_by, expected.id)
+    if expected is not None and expected.name != "none" and written_by:
+        from og.segmenters import canonical_id
+
+        want = canonical_id(expected)  # stores record canonical ids ("sam2" -> "sam2:2.1-large")
+        if canonical_id(str(written_by)) != want:
+            log.warning("mask store was written by segmenter %r but the model was trained with %r", written_by, want)
     return store
 
 
