@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -116,6 +116,7 @@ def dry_run(spec: Any, stage: Any, args: Any, processor: Any, data: list[str], i
     from og.data.llava_dataset import LlavaDataset
     from og.train.stats import token_stats
 
+    console = Console()
     console.print(f"[bold]spec[/] {spec.id}")
     console.print_json(spec.to_json())
     console.print(_stage_table(stage))
@@ -205,13 +206,18 @@ def train(
                        from_stage1=from_stage1, template=template, max_length=max_length, strict=strict,
                        group_by_modality_length=group_by_modality_length, resume=resume, deepspeed=deepspeed,
                        base=base, **overrides)
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary, from the main process
+        _summary(stage, result)
+
+
+def _summary(stage: str, result: Any) -> None:
     table = Table(title=f"og train --stage {stage}: {result.output_dir}", title_justify="left", show_header=False)
     table.add_row("steps", str(result.global_step))
     table.add_row("first / last loss", f"{result.losses[0]:.4f} / {result.losses[-1]:.4f}" if result.losses else "-")
     table.add_row("trainable", ", ".join(f"{g} {n:,}" for g, n in result.trainable.items()))
     for kind, count in {**result.dataset_counts, **result.data_events}.items():
         table.add_row(kind, str(count))
-    console.print(table)
+    Console().print(table)
 
 
 def register(app: typer.Typer) -> None:
