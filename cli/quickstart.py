@@ -1,0 +1,115 @@
+"""`og quickstart` and `og ablate`: train and compare variants, print the table, write the charts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def _quiet_libraries() -> None:
+    """Keep the console for og's own progress: the Trainer's per-step logs go to the run folders."""
+    import warnings
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore")
+    for name in ("og", "DeepSpeed", "deepspeed", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _announce(start: float) -> Any:
+    def on_done(result: dict[str, Any]) -> None:
+        test = result["scores"].get("test", {})
+        console.print(f"[green]done[/] {result['label']} seed {result['seed']}: test accuracy "
+                      f"{test.get('accuracy', float('nan')):.1f}% ({time.time() - start:.0f} s so far)")
+    return on_done
+
+
+def _report(outcome: dict[str, Any]) -> None:
+    from og.ablate_report import table
+
+    for split in ("test", "train"):
+        if any(f"{split}/accuracy" in row for row in outcome["summary"]):
+            console.print(table(outcome["summary"], split))
+    for name, path in outcome["paths"].items():
+        console.print(f"{name}: {path}")
+
+
+def quickstart(
+    out: Path = typer.Option(Path("runs/quickstart"), help="Output folder (data, masks, runs, charts)."),
+    fast: bool = typer.Option(False, "--fast", help="A tiny run (about a minute): checks the pipeline only."),
+    seeds: int = typer.Option(1, min=1, help="Seeds per variant (mean and spread in the table)."),
+    all_variants: bool = typer.Option(False, "--all", help="Also masktoken+slic, maskpool, masktoken+raster1d."),
+) -> None:
+    """The paper's experiment in miniature on synthetic shapes: patches vs object-guided tokens."""
+    from og.quickstart import run_quickstart, variants
+
+    _quiet_libraries()
+    names = ", ".join(v.label for v in variants(all_variants))
+    console.print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
+                  f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
+    console.print("The tiny LLM starts random, so stage 1 trains it with the connector; stage 2 trains the "
+                  "connector and LoRA. The tiny vision encoder stays frozen and random.")
+    outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_done=_announce(time.time()))
+    _report(outcome)
+
+
+def ablate(
+    preset: str = typer.Option("tiny-og", help="Base spec: a preset name or a spec id."),
+    vary: list[str] = typer.Option([], help="part=value1,value2 (repeatable): fusion, segmenter, position, ..."),
+    stage1: list[Path] = typer.Option(..., help="Stage-1 (caption) data in LLaVA format."),
+    stage2: list[Path] = typer.Option(..., help="Stage-2 (instruction) data in LLaVA format."),
+    image_root: Path = typer.Option(..., help="Folder the data's image paths are relative to."),
+    bench_data: Path = typer.Option(..., help="Folder of the `shapes`-format test split (test.jsonl)."),
+    masks: list[str] = typer.Option([], help="NAME=STORE: a mask store a --vary segmenter=NAME reads."),
+    tokenizer: Path | None = typer.Option(None, help="Tokenizer folder (default: the LLM's own)."),
+    llm_path: str | None = typer.Option(None, help="Local LLM weights (hf)."),
+    encoder_path: str | None = typer.Option(None, help="Local vision-encoder weights."),
+    seeds: int = typer.Option(1, min=1),
+    epochs1: float = typer.Option(1.0, help="Stage-1 epochs."),
+    epochs2: float = typer.Option(1.0, help="Stage-2 epochs."),
+    batch_size: int = typer.Option(16),
+    lr1: float = typer.Option(1e-3, help="Stage-1 learning rate."),
+    lr2: float = typer.Option(1e-4, help="Stage-2 learning rate."),
+    train_llm_stage1: bool = typer.Option(False, help="Train the whole LLM in stage 1 (random tiny LLMs)."),
+    out: Path = typer.Option(Path("runs/ablate"), help="Output folder."),
+) -> None:
+    """Train and evaluate every combination of the varied parts; table, results.json and charts."""
+    from og.ablate import AblationData, Schedule, grid, parse_vary, run_ablation
+    from og.ablate_report import accuracy_chart, summarize, write_json
+    from og.eval.suite import BenchRun
+    from og.spec import ModelSpec
+
+    _quiet_libraries()
+    stores = {}
+    for item in masks:
+        name, eq, path = item.partition("=")
+        if not eq:
+            raise typer.BadParameter(f"--masks {item!r}: write NAME=STORE_DIR")
+        stores[name] = Path(path)
+    base = ModelSpec.parse(preset)
+    chosen = grid(base, parse_vary(vary), stores)
+    data = AblationData([str(p) for p in stage1], [str(p) for p in stage2], image_root,
+                        {"test": BenchRun("shapes", bench_data)}, stores, str(tokenizer) if tokenizer else None,
+                        llm_path, encoder_path)
+    schedule = Schedule(epochs1, epochs2, batch_size, lr1, lr2, train_llm_stage1)
+    console.print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
+    results = run_ablation(chosen, data, schedule, list(range(seeds)), out, on_done=_announce(time.time()))
+    summary = summarize(results)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"results": write_json(out / "results.json", summary, results, {"base": base.id, "vary": vary}),
+             "accuracy": accuracy_chart(summary, out / "accuracy.png")}
+    _report({"summary": summary, "paths": paths})
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quickstart")(quickstart)
+    app.command("ablate")(ablate)

@@ -1,0 +1,200 @@
+"""Ablations: train and evaluate a list of variants over seeds, resumably, through the registry.
+
+A `Variant` is a `ModelSpec` plus the name of the mask store it reads. `run_ablation` trains
+each (variant, seed) through stage 1 and stage 2 (`og.train.run_stage`), evaluates it on the
+benchmarks of the `AblationData` (`og.eval.suite.run_suite`, likelihood mode, no parsing), and
+writes `runs/<label>/seed<k>/result.json`; a finished (variant, seed) is read back instead of
+retrained, so a killed run resumes where it stopped. `og quickstart` is one such ablation on
+the built-in `shapes` data; `og ablate` builds the grid from `--vary part=a,b` flags.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from og.eval.suite import BenchRun
+from og.spec import ModelSpec, SegmenterSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model variant of an ablation: a label, its spec, and the mask store it reads."""
+
+    label: str
+    spec: ModelSpec
+    masks: str | None = None  # key into AblationData.stores; None: the variant needs no masks
+
+
+@dataclass
+class AblationData:
+    """Training files, images, benchmarks and the mask stores the variants may read."""
+
+    stage1: list[str]
+    stage2: list[str]
+    image_root: Path
+    benches: dict[str, BenchRun]  # label -> benchmark run (e.g. "test", "train")
+    stores: dict[str, Path] = field(default_factory=dict)  # masks name -> MaskStore directory
+    tokenizer: Any = None  # a tokenizer or its directory (None: the LLM's own)
+    llm_path: str | None = None
+    encoder_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How each variant is trained (the same for every variant of an ablation)."""
+
+    stage1_epochs: float = 1.0
+    stage2_epochs: float = 1.0
+    batch_size: int = 16
+    stage1_lr: float = 1e-3
+    stage2_lr: float = 1e-4
+    train_llm_stage1: bool = False  # a random tiny LLM must learn language: train it in stage 1
+    lora_r: int = 128
+    lora_alpha: int = 256
+    max_length: int = 2048
+
+
+def parse_vary(flags: list[str]) -> dict[str, list[str]]:
+    """`["fusion=masktoken,maskpool", "segmenter=oracle,slic"]` -> {part: [values]}."""
+    vary: dict[str, list[str]] = {}
+    for flag in flags:
+        part, eq, values = flag.partition("=")
+        if not eq or not values:
+            raise ValueError(f"--vary {flag!r}: write part=value1,value2 (e.g. fusion=masktoken,maskpool)")
+        vary[part.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    return vary
+
+
+def grid(base: ModelSpec, vary: dict[str, list[str]], stores: dict[str, Path]) -> list[Variant]:
+    """Every combination of the varied parts. A segmenter value naming a store ("oracle") reads
+    that store; any other value is a segmenter spec whose store `ensure_store` builds."""
+    names = list(vary)
+    variants = []
+    for values in itertools.product(*(vary[n] for n in names)):
+        spec, masks = base, None
+        for part, value in zip(names, values, strict=True):
+            if part == "segmenter" and value in stores:
+                masks = value
+            else:
+                spec = spec.replace(**{part: value})
+                masks = spec.segmenter.id if part == "segmenter" else masks
+        if spec.uses_masks and masks is None:
+            masks = spec.segmenter.id
+        label = "+".join(f"{v}" for v in values) or "base"
+        variants.append(Variant(label, spec, masks if spec.uses_masks else None))
+    return variants
+
+
+def ensure_store(name: str, data: AblationData, out_dir: Path) -> Path:
+    """The store called `name`, building it over the data's images when it names a segmenter."""
+    if name in data.stores:
+        return data.stores[name]
+    from og.masks.build import build_store
+    from og.registry import SEGMENTERS
+
+    spec = SegmenterSpec.parse(name)
+    segmenter = SEGMENTERS.get(spec.name).from_spec(spec)
+    keys = sorted({str(p.relative_to(data.image_root)) for p in data.image_root.rglob("*.png")})
+    path = out_dir / "masks" / name.replace(":", "_").replace("(", "_").replace(")", "").replace(",", "_")
+    from PIL import Image
+
+    items = [(k, (lambda k=k: Image.open(data.image_root / k).convert("RGB"))) for k in keys]
+    summary = build_store(path, items, segmenter, image_root=data.image_root)
+    log.info("built %s masks for %d images (%d failed) in %s", name, summary.written, summary.failed, path)
+    data.stores[name] = path
+    return path
+
+
+def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int, out_dir: Path) -> dict[str, Any]:
+    """Train (stage 1, stage 2) and evaluate one variant with one seed; resumable per result file."""
+    result_path = out_dir / "result.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    import transformers
+
+    import og
+    from og.eval.mask_source import MaskSource
+    from og.eval.og_answerer import OGAnswerer
+    from og.eval.suite import run_suite
+    from og.masks.store import MaskStore
+    from og.train.run import run_stage
+    from og.train.stages import LoraSettings
+
+    transformers.set_seed(seed)
+    store = MaskStore(ensure_store(variant.masks, data, out_dir.parent.parent)) if variant.masks else None
+    model, processor = og.build(variant.spec, tokenizer=data.tokenizer, llm_path=data.llm_path,
+                                encoder_path=data.encoder_path, mask_store=store, chat_template="tokenizer")
+    common = dict(image_root=data.image_root, mask_store=store, max_length=schedule.max_length, seed=seed,
+                  per_device_train_batch_size=schedule.batch_size, gradient_accumulation_steps=1,
+                  save_strategy="no", report_to=[], disable_tqdm=True, logging_steps=10,
+                  activation_checkpointing=False, dataloader_num_workers=0)
+    start = time.time()
+    first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1", train_llm=schedule.train_llm_stage1,
+                      num_train_epochs=schedule.stage1_epochs, learning_rate=schedule.stage1_lr, **common)
+    second = run_stage("finetune", first.model, processor, data.stage2, out_dir / "stage2",
+                       lora=LoraSettings(r=schedule.lora_r, alpha=schedule.lora_alpha, dropout=0.0),
+                       num_train_epochs=schedule.stage2_epochs, learning_rate=schedule.stage2_lr, **common)
+    train_seconds = time.time() - start
+    answerer = OGAnswerer(second.model.eval(), processor)
+    masks = MaskSource.from_store(store.path if hasattr(store, "path") else data.stores[variant.masks]) if store else None
+    scores, predictions = {}, {}
+    for label, bench in data.benches.items():
+        record = run_suite(answerer, [bench], mode="likelihood", batch_size=32, masks=masks)
+        run = record["benchmarks"][bench.name]
+        scores[label] = run["scores"]
+        predictions[label] = run.get("predictions", [])
+    result = {
+        "label": variant.label, "spec": variant.spec.id, "masks": variant.masks, "seed": seed,
+        "schedule": asdict(schedule), "scores": scores, "predictions": predictions,
+        "visual_tokens": _token_stats(processor, store, data),
+        "losses": {"stage1": first.losses, "stage2": second.losses}, "train_seconds": round(train_seconds, 1),
+        "steps": {"stage1": first.global_step, "stage2": second.global_step},
+        "data_events": {"stage1": {**first.dataset_counts, **first.data_events},
+                        "stage2": {**second.dataset_counts, **second.data_events}},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(result_path)  # atomic: a killed run never leaves a half-written result
+    return result
+
+
+def _token_stats(processor: Any, store: Any, data: AblationData, n: int = 64) -> dict[str, float]:
+    """Visual tokens per image (mean / max) over the first `n` test images."""
+    from PIL import Image
+
+    bench = next(iter(data.benches.values()))
+    rows = [json.loads(line) for line in Path(bench.data, f"{bench.options.get('split', 'test')}.jsonl")
+            .read_text().splitlines()]
+    keys = list(dict.fromkeys(r["image"] for r in rows))[:n]
+    counts = []
+    for key in keys:
+        masks = store.get(key) if store is not None else None
+        _, layout = processor.prepare_image(Image.open(Path(bench.data) / key).convert("RGB"), masks)
+        counts.append(len(layout))
+    return {"mean": sum(counts) / len(counts), "max": max(counts), "images": len(counts)}
+
+
+def run_ablation(variants: list[Variant], data: AblationData, schedule: Schedule, seeds: list[int],
+                 out_dir: Path, on_done: Any = None) -> list[dict[str, Any]]:
+    """Every (variant, seed); `on_done(result)` after each (for progress)."""
+    results = []
+    for variant in variants:
+        for seed in seeds:
+            result = run_one(variant, data, schedule, seed, out_dir / "runs" / _slug(variant.label) / f"seed{seed}")
+            results.append(result)
+            if on_done is not None:
+                on_done(result)
+    return results
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)

@@ -1,0 +1,127 @@
+"""`og quickstart`: the paper's experiment in miniature, offline, on a CPU.
+
+1. Generate the synthetic `shapes` data (og.data.shapes): train images with captions (stage 1)
+   and short-answer questions (stage 2), held-out test images with compositional probes
+   (attribute, binding, relation, replace, order), and the renderer's exact object masks.
+2. Masks: the oracle masks go into a MaskStore; SLIC superpixels are segmented into another.
+3. A word-level tokenizer trained on the generated text; a tiny random CLIP-style ViT (frozen)
+   and a tiny random Llama-style LLM, both built from configs.
+4. Per variant and seed (`og.ablate`): stage 1 on the captions (connector + the tiny LLM, which
+   starts random and must learn the language), stage 2 on the questions (connector + LoRA),
+   then the probes scored by option log-likelihood on the test split and on train images.
+5. A table (accuracy per probe type, mean ± sd over seeds, visual tokens per image),
+   `results.json`, `accuracy.png` and `examples.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from og.ablate import AblationData, Schedule, Variant, run_ablation
+from og.eval.suite import BenchRun
+from og.spec import EncoderSpec, FusionSpec, LLMSpec, ModelSpec, PositionSpec, ProjectorSpec, SegmenterSpec
+
+log = logging.getLogger(__name__)
+
+ORACLE = SegmenterSpec("given", "shapes-oracle")  # the id write_oracle_store records
+SLIC = SegmenterSpec("slic", options=(("compactness", 10), ("n_segments", 12)))
+# at 64 px with 8-px patches a small object covers under half a patch: keep its best patch
+BASE = ModelSpec(EncoderSpec("clip", "tiny"), ORACLE, FusionSpec("masktoken", min_one_patch=True), PositionSpec("none"),
+                 ProjectorSpec("mlp2x_gelu"), LLMSpec("tiny-llama"))
+
+
+def variants(all_variants: bool = False) -> list[Variant]:
+    """The baseline and the object-guided variants (the last three only with `--all`)."""
+    chosen = [
+        Variant("patches", BASE.replace(fusion="patches", segmenter="none")),
+        Variant("masktoken+oracle", BASE, "oracle"),
+    ]
+    if all_variants:
+        chosen += [
+            Variant("masktoken+slic", BASE.replace(segmenter=SLIC), SLIC.id),
+            Variant("maskpool+oracle", BASE.replace(fusion="maskpool(min_one_patch=true)"), "oracle"),
+            Variant("masktoken+raster1d", BASE.replace(fusion="masktoken(downsampler=raster1d,min_one_patch=true)"),
+                    "oracle"),
+        ]
+    return chosen
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big the run is."""
+
+    n_train: int
+    n_test: int
+    n_train_probe: int  # train images whose probes measure train accuracy
+    schedule: Schedule
+
+
+SIZES = {
+    "default": Size(2000, 200, 100, Schedule(stage1_epochs=2, stage2_epochs=6, batch_size=32, stage1_lr=2e-3,
+                                             stage2_lr=2e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128)),
+    "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=2e-3,
+                                      stage2_lr=2e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32)),
+}
+
+
+def prepare_data(out: Path, size: Size, seed: int = 0) -> AblationData:
+    """Write the shapes data, its oracle store, SLIC store, train probes and tokenizer (idempotent)."""
+    from og.data.shapes import ShapesDataset, probes, read_texts, write_oracle_store, write_shapes
+    from og.data.tokenizer import train_tokenizer
+    from og.masks.store import MaskStore
+
+    data_dir = out / "data"
+    files = write_shapes(data_dir, size.n_train, size.n_test, seed=seed, progress=True, overwrite=True)
+    oracle_dir = out / "masks" / "oracle"
+    if not (oracle_dir.exists() and len(MaskStore(oracle_dir)) == size.n_train + size.n_test):
+        write_oracle_store(data_dir, oracle_dir, masks=files.masks)
+    probe_rows = [  # the test split's probe types, asked about train images (train accuracy)
+        {"id": f"{it.id}-{p.type}", "image": it.image_path, "type": p.type, "subtype": p.subtype,
+         "question": p.question, "options": list(p.options), "answer": p.answer}
+        for i, it in enumerate(ShapesDataset(size.n_train_probe, seed=seed, split="train"))
+        for p in probes(it.scene, np.random.default_rng((seed, 7, i)))
+    ]
+    (data_dir / "train_probes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in probe_rows))
+    tokenizer = train_tokenizer(read_texts(data_dir))
+    tokenizer.save_pretrained(out / "tokenizer")
+    return AblationData(
+        stage1=[str(files.stage1)], stage2=[str(files.stage2)], image_root=data_dir,
+        benches={"test": BenchRun("shapes", data_dir), "train": BenchRun("shapes", data_dir,
+                                                                         options={"split": "train_probes"})},
+        stores={"oracle": oracle_dir}, tokenizer=tokenizer,
+    )
+
+
+def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 1,
+                   all_variants: bool = False, on_done: Any = None) -> dict[str, Any]:
+    """Everything above; returns {"summary", "results", "paths"}."""
+    from og.ablate import ensure_store
+    from og.ablate_report import accuracy_chart, examples_figure, summarize, write_json
+    from og.masks.store import MaskStore
+
+    out = Path(out)
+    size = SIZES["fast" if fast else "default"]
+    data = prepare_data(out, size)
+    chosen = variants(all_variants)
+    for v in chosen:
+        if v.masks:
+            ensure_store(v.masks, data, out)
+    results = run_ablation(chosen, data, size.schedule, list(range(seeds)), out, on_done=on_done)
+    summary = summarize(results)
+    meta = {"size": asdict(size), "seeds": seeds, "variants": [{"label": v.label, "spec": v.spec.id,
+                                                                 "masks": v.masks} for v in chosen],
+            "scoring": "option log-likelihood (no parsing); train = probes on 'n_train_probe' train images",
+            "mask_order": "segmenter order (score, then area): it says nothing about position"}
+    stores = {name: MaskStore(path) for name, path in data.stores.items()}
+    paths = {
+        "results": write_json(out / "results.json", summary, results, meta),
+        "accuracy": accuracy_chart(summary, out / "accuracy.png"),
+        "examples": examples_figure(results, data.image_root, stores, out / "examples.png"),
+    }
+    return {"summary": summary, "results": results, "paths": paths}

@@ -1,0 +1,36 @@
+"""`og quickstart --fast` end to end: data, masks, both stages per variant, evaluation, table,
+results.json and the PNGs; and a killed run resumes without retraining finished variants."""
+
+import json
+
+from typer.testing import CliRunner
+
+from cli.main import app
+
+
+def test_quickstart_fast_end_to_end(tmp_path):
+    out = tmp_path / "qs"
+    result = CliRunner().invoke(app, ["quickstart", "--fast", "--out", str(out)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for name in ("results.json", "accuracy.png", "examples.png"):
+        assert (out / name).stat().st_size > 0
+    record = json.loads((out / "results.json").read_text())
+    labels = [row["label"] for row in record["summary"]]
+    assert labels == ["patches", "masktoken+oracle"]
+    for row in record["summary"]:
+        assert 0 <= row["test/accuracy"]["mean"] <= 100
+        assert row["visual_tokens"] > 0
+    runs = {r["label"]: r for r in record["runs"]}
+    # patches: one token per patch of the tiny encoder's grid; masktoken: mean token + per mask bom + patches
+    assert runs["patches"]["visual_tokens"]["max"] == 64
+    assert runs["masktoken+oracle"]["visual_tokens"]["mean"] != 64
+    for run in record["runs"]:
+        assert run["steps"]["stage1"] > 0 and run["steps"]["stage2"] > 0
+        assert all(loss == loss for loss in run["losses"]["stage2"])  # finite
+    assert "test accuracy" in result.output and "binding" in result.output
+
+    # resume: a second call reads the finished runs back instead of training again
+    mtimes = {p: p.stat().st_mtime for p in out.glob("runs/*/seed0/result.json")}
+    again = CliRunner().invoke(app, ["quickstart", "--fast", "--out", str(out)], terminal_width=200)
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime for p in out.glob("runs/*/seed0/result.json")} == mtimes
