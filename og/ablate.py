@@ -129,7 +129,8 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     from og.train.stages import LoraSettings
 
     transformers.set_seed(seed)
-    store = MaskStore(ensure_store(variant.masks, data, out_dir.parent.parent)) if variant.masks else None
+    store_dir = ensure_store(variant.masks, data, out_dir.parent.parent) if variant.masks else None
+    store = MaskStore(store_dir) if store_dir is not None else None
     model, processor = og.build(variant.spec, tokenizer=data.tokenizer, llm_path=data.llm_path,
                                 encoder_path=data.encoder_path, mask_store=store, chat_template="tokenizer")
     common = dict(image_root=data.image_root, mask_store=store, max_length=schedule.max_length, seed=seed,
@@ -137,14 +138,15 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
                   save_strategy="no", report_to=[], disable_tqdm=True, logging_steps=10,
                   activation_checkpointing=False, dataloader_num_workers=0)
     start = time.time()
-    first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1", train_llm=schedule.train_llm_stage1,
-                      num_train_epochs=schedule.stage1_epochs, learning_rate=schedule.stage1_lr, **common)
+    first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1",
+                      train_llm=schedule.train_llm_stage1, num_train_epochs=schedule.stage1_epochs,
+                      learning_rate=schedule.stage1_lr, **common)
     second = run_stage("finetune", first.model, processor, data.stage2, out_dir / "stage2",
                        lora=LoraSettings(r=schedule.lora_r, alpha=schedule.lora_alpha, dropout=0.0),
                        num_train_epochs=schedule.stage2_epochs, learning_rate=schedule.stage2_lr, **common)
     train_seconds = time.time() - start
     answerer = OGAnswerer(second.model.eval(), processor)
-    masks = MaskSource.from_store(store.path if hasattr(store, "path") else data.stores[variant.masks]) if store else None
+    masks = MaskSource.from_store(store_dir) if store_dir is not None else None
     scores, predictions = {}, {}
     for label, bench in data.benches.items():
         record = run_suite(answerer, [bench], mode="likelihood", batch_size=32, masks=masks)
