@@ -197,11 +197,20 @@ def train(
         processor = _processor(the_spec, encoder_path, tok_path, template)
         dry_run(the_spec, the_stage, args, processor, data, image_root, store, max_length, strict, dry_samples)
         return
-    model, processor = og.build(the_spec, encoder_path=str(encoder_path) if encoder_path else None,
-                                llm_path=str(llm) if llm else None, tokenizer=str(tok_path) if tok_path else None,
-                                dtype="bfloat16" if bf16 and deepspeed else None)
+    from transformers import set_seed
+
+    set_seed(int(overrides.get("seed", 42)))  # random components (tiny variants) start the same every run
+    dtype = "bfloat16" if bf16 and deepspeed else None
     base = ({"llm_path": str(llm.resolve()), "encoder_path": str(encoder_path.resolve()),
              "tokenizer": str(tok_path.resolve())} if llm and encoder_path else None)
+    saved_base = output / "base"
+    if base is None and resume and (saved_base / "config.json").is_file():  # the random base the run began with
+        model, processor = og.load(saved_base, dtype=dtype)
+        base = {"dir": str(saved_base)}
+    else:
+        model, processor = og.build(the_spec, encoder_path=str(encoder_path) if encoder_path else None,
+                                    llm_path=str(llm) if llm else None,
+                                    tokenizer=str(tok_path) if tok_path else None, dtype=dtype)
     result = run_stage(the_stage, model, processor, data, output, image_root=image_root, mask_store=store,
                        from_stage1=from_stage1, template=template, max_length=max_length, strict=strict,
                        group_by_modality_length=group_by_modality_length, resume=resume, deepspeed=deepspeed,

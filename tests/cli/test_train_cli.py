@@ -80,3 +80,27 @@ def test_train_then_export_gives_a_loadable_model(toy, tmp_path):
     assert result.exit_code == 0, result.output
     model, processor = og.load(exported)
     assert model.config.model_spec.id == SPEC and not any("lora_" in n for n, _ in model.named_parameters())
+
+
+def test_resume_continues_from_the_last_checkpoint_on_the_saved_random_base(toy, tmp_path):
+    from safetensors.torch import load_file
+
+    def train(out: Path, steps: int, *extra: str):
+        args = ["train", "--stage", "pretrain", *common(toy, out), "--data", str(toy.captions), "--max_steps",
+                str(steps), "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
+                "--activation_checkpointing", "false", "--save_steps", "2", "--lr_scheduler_type", "constant",
+                "--warmup_steps", "0", "--disable_tqdm", "true", *extra]
+        result = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    train(tmp_path / "straight", 4)
+    train(tmp_path / "split", 2)
+    assert (tmp_path / "split" / "checkpoint-2" / "trainables.safetensors").is_file()
+    out = train(tmp_path / "split", 4, "--resume")
+    assert "steps             │ 4" in out
+    a = load_file(str(tmp_path / "straight" / "trainables.safetensors"))
+    b = load_file(str(tmp_path / "split" / "trainables.safetensors"))
+    assert set(a) == set(b)
+    for key in a:
+        assert (a[key] - b[key]).abs().max() < 1e-6, key

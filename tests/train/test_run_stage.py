@@ -79,7 +79,8 @@ def test_finetune_from_stage1_trains_connector_and_lora_with_their_lrs(tiny, fas
     stage = dataclasses.replace(STAGES["finetune"], connector_lr=3e-4)
     result = run_stage(stage, fresh, processor, [str(toy.instruct)], tmp_path / "s2", image_root=toy.image_root,
                        mask_store=store, from_stage1=tmp_path / "s1", lora=SMALL_LORA, max_steps=10,
-                       per_device_train_batch_size=10, learning_rate=1e-3, callbacks=[capture], **fast)
+                       per_device_train_batch_size=10, learning_rate=1e-3, callbacks=[capture],
+                       group_by_modality_length=True, **fast)
     assert result.losses[-1] < result.losses[0], result.losses
     for name, weight in capture.projector.items():
         assert torch.equal(weight, stage1[canonical(name)])
