@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -149,8 +150,15 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
     trainer = OGTrainer(model=model, args=args, train_dataset=dataset, callbacks=callbacks, stage=stage, info=info,
                         data_collator=TrainCollator(processor.tokenizer.pad_token_id, max_length),
                         processor=processor, group_by_modality_length=group_by_modality_length)
-    output = trainer.train(resume_from_checkpoint=True if resume else None)
-    trainer.save_model()
+    accelerate_env = {k: v for k, v in os.environ.items() if k.startswith("ACCELERATE_")}
+    try:
+        output = trainer.train(resume_from_checkpoint=True if resume else None)
+        trainer.save_model()
+    finally:  # accelerate leaves ACCELERATE_USE_DEEPSPEED=true behind: a later stage in this process may not use it
+        for key in [k for k in os.environ if k.startswith("ACCELERATE_")]:
+            if key not in accelerate_env:
+                del os.environ[key]
+        os.environ.update(accelerate_env)
     events = dict(trainer.data_events)
     if events:
         log.warning("data events over the run: %s (first: %s)", events, trainer.event_examples)

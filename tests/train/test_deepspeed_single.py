@@ -7,6 +7,7 @@ compiles DeepSpeed's small shared-memory op into TORCH_EXTENSIONS_DIR (cached af
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -26,6 +27,7 @@ def free_port() -> int:
 
 @pytest.fixture()
 def one_process_group(monkeypatch):
+    before = dict(os.environ)
     for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1",
                            LOCAL_RANK="0").items():
         monkeypatch.setenv(key, value)
@@ -37,6 +39,8 @@ def one_process_group(monkeypatch):
     AcceleratorState._reset_state(reset_partial_state=True)
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+    for key in set(os.environ) - set(before):  # what the libraries set (LOCAL_WORLD_SIZE, ...)
+        del os.environ[key]
 
 
 def test_shipped_configs_resolve_by_name_and_path(tmp_path):
