@@ -10,7 +10,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
-console = Console()
+
+
+def _console() -> Console:
+    return Console()  # made per call: it writes to the sys.stdout of the moment (tests capture it)
 
 
 def _quiet_libraries() -> None:
@@ -28,7 +31,7 @@ def _quiet_libraries() -> None:
 def _announce(start: float) -> Any:
     def on_done(result: dict[str, Any]) -> None:
         test = result["scores"].get("test", {})
-        console.print(f"[green]done[/] {result['label']} seed {result['seed']}: test accuracy "
+        _console().print(f"[green]done[/] {result['label']} seed {result['seed']}: test accuracy "
                       f"{test.get('accuracy', float('nan')):.1f}% ({time.time() - start:.0f} s so far)")
     return on_done
 
@@ -38,9 +41,9 @@ def _report(outcome: dict[str, Any]) -> None:
 
     for split in ("test", "train"):
         if any(f"{split}/accuracy" in row for row in outcome["summary"]):
-            console.print(table(outcome["summary"], split))
+            _console().print(table(outcome["summary"], split))
     for name, path in outcome["paths"].items():
-        console.print(f"{name}: {path}")
+        _console().print(f"{name}: {path}")
 
 
 def quickstart(
@@ -54,9 +57,9 @@ def quickstart(
 
     _quiet_libraries()
     names = ", ".join(v.label for v in variants(all_variants))
-    console.print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
+    _console().print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
                   f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
-    console.print("The tiny LLM starts random, so stage 1 trains it with the connector; stage 2 trains the "
+    _console().print("The tiny LLM starts random, so stage 1 trains it with the connector; stage 2 trains the "
                   "connector and LoRA. The tiny vision encoder stays frozen and random.")
     outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_done=_announce(time.time()))
     _report(outcome)
@@ -101,7 +104,7 @@ def ablate(
                         {"test": BenchRun("shapes", bench_data)}, stores, str(tokenizer) if tokenizer else None,
                         llm_path, encoder_path)
     schedule = Schedule(epochs1, epochs2, batch_size, lr1, lr2, train_llm_stage1)
-    console.print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
+    _console().print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
     results = run_ablation(chosen, data, schedule, list(range(seeds)), out, on_done=_announce(time.time()))
     summary = summarize(results)
     out.mkdir(parents=True, exist_ok=True)
