@@ -36,6 +36,7 @@ from og.data.collator import IGNORE_INDEX, fit_length
 from og.data.llava import IMAGE_MARKER, Conversation, DataSource, mix
 from og.masks.masks import Masks
 from og.model.chat import render
+from og.model.sources import open_store
 
 log = logging.getLogger(__name__)
 MAX_SUBSTITUTIONS = 16
@@ -62,7 +63,7 @@ class LlavaDataset(Dataset):
         self.image_token_id = int(processor.image_token_id)
         self.template = template or processor.chat_template
         self.image_root = Path(image_root) if image_root is not None else None
-        self.mask_store = mask_store
+        self.mask_store = open_store(mask_store) if mask_store is not None else None  # a path or a MaskStore
         self.segmenter = segmenter
         self.needs_masks = bool(processor.uses_masks)
         if self.needs_masks and mask_store is None and segmenter is None and processor.mask_source is None:

@@ -228,3 +228,30 @@ def test_segmenter_runs_in_the_data_workers(toy, processor):
 def test_a_fusion_with_masks_needs_a_mask_source(toy, processor):
     with pytest.raises(ValueError, match="needs masks"):
         LlavaDataset([str(toy.captions)], processor, image_root=toy.image_root)
+
+
+def test_mask_store_given_as_a_path_is_opened(tmp_path):
+    """A MaskStore directory path works like the MaskStore object (no silent whole-mask fallback)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    import og
+    from og.data.llava_dataset import LlavaDataset
+    from og.data.tokenizer import train_tokenizer
+    from og.masks.masks import Masks
+    from og.masks.store import MaskStore
+    from og.masks.writer import MaskStoreWriter
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([{"id": "1", "image": "a.png", "conversations": [
+        {"from": "human", "value": "<image>\nwhat is it?"}, {"from": "gpt", "value": "a square"}]}]))
+    with MaskStoreWriter(tmp_path / "store", "whole") as writer:
+        writer.add("a.png", Masks(np.ones((1, 32, 32), bool), None))
+    tok = train_tokenizer(["what is it? a square"])
+    model, processor = og.build("tiny-og", tokenizer=tok, chat_template="tokenizer")
+    ds = LlavaDataset([str(data)], processor, image_root=tmp_path, mask_store=str(tmp_path / "store"))
+    assert isinstance(ds.mask_store, MaskStore)
+    assert ds.counts["masks_missing"] == 0
