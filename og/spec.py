@@ -304,37 +304,8 @@ class ModelSpec:
         return json.dumps(self.to_dict(), indent=2)
 
 
-def preset(name: str) -> ModelSpec:
-    """A named variant; an unknown name lists the presets."""
-    if name not in PRESETS:
-        raise SpecError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-    return PRESETS[name]
+# the named variants live in og/presets.py; imported last because they are built from the classes above
+from og.presets import PRESETS, preset  # noqa: E402
 
-
-_SAM2_OG = SegmenterSpec("sam2", "2.1-large")
-PRESETS: dict[str, ModelSpec] = {
-    "llava-1.5": ModelSpec(
-        EncoderSpec("clip", "l336"), SegmenterSpec("none"), FusionSpec("patches"),
-        PositionSpec("none"), ProjectorSpec("mlp2x_gelu"), LLMSpec("hf", "vicuna-7b"),
-    ),
-    "og-llava": ModelSpec(
-        EncoderSpec("clip", "l336"), _SAM2_OG, FusionSpec("masktoken"),
-        PositionSpec("none"), ProjectorSpec("mlp2x_gelu"), LLMSpec("hf", "llama3.1-8b-instruct"),
-    ),
-    "og-llava-3b": ModelSpec(
-        EncoderSpec("clip", "l336"), _SAM2_OG, FusionSpec("masktoken"),
-        PositionSpec("none"), ProjectorSpec("mlp2x_gelu"), LLMSpec("hf", "llama3.2-3b-instruct"),
-    ),
-    "llava-1.5-3b": ModelSpec(
-        EncoderSpec("clip", "l336"), SegmenterSpec("none"), FusionSpec("patches"),
-        PositionSpec("none"), ProjectorSpec("mlp2x_gelu"), LLMSpec("hf", "llama3.2-3b-instruct"),
-    ),
-    "tiny-llava": ModelSpec(
-        EncoderSpec("clip", "tiny"), SegmenterSpec("none"), FusionSpec("patches"),
-        PositionSpec("none"), ProjectorSpec("mlp2x_gelu"), LLMSpec("tiny-llama"),
-    ),
-    "tiny-og": ModelSpec(
-        EncoderSpec("clip", "tiny"), SegmenterSpec("slic", options=(("n_segments", 16),)),
-        FusionSpec("masktoken"), PositionSpec("none"), ProjectorSpec("mlp2x_gelu"), LLMSpec("tiny-llama"),
-    ),
-}
+__all__ = ["PARTS", "PRESETS", "ComponentSpec", "EncoderSpec", "FusionSpec", "LLMSpec", "ModelSpec", "PositionSpec",
+           "ProjectorSpec", "SegmenterSpec", "SpecError", "preset"]
