@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 def _console() -> Console:
@@ -28,12 +30,31 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _announce(start: float) -> Any:
-    def on_done(result: dict[str, Any]) -> None:
-        test = result["scores"].get("test", {})
-        _console().print(f"[green]done[/] {result['label']} seed {result['seed']}: test accuracy "
-                      f"{test.get('accuracy', float('nan')):.1f}% ({time.time() - start:.0f} s so far)")
-    return on_done
+@contextmanager
+def _progress() -> Iterator[tuple[Any, Any]]:
+    """A rich progress bar per (variant, seed) run; yields the ablation's (on_step, on_done) hooks."""
+    start = time.time()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=_console()) as bars:
+        tasks: dict[tuple[str, int], Any] = {}
+
+        def on_step(variant: Any, seed: int, phase: str, step: int, total: int) -> None:
+            key = (variant.label, seed)
+            if key not in tasks:
+                tasks[key] = bars.add_task("", total=total)
+            bars.update(tasks[key], description=f"{variant.label} seed {seed}: {phase}", completed=step,
+                        total=max(total, 1))
+
+        def on_done(result: dict[str, Any]) -> None:
+            task = tasks.get((result["label"], result["seed"]))
+            if task is not None:
+                bars.update(task, description=f"{result['label']} seed {result['seed']}: done",
+                            completed=bars.tasks[task].total)
+            test = result["scores"].get("test", {})
+            bars.console.print(f"[green]done[/] {result['label']} seed {result['seed']}: test accuracy "
+                               f"{test.get('accuracy', float('nan')):.1f}% ({time.time() - start:.0f} s so far)")
+
+        yield on_step, on_done
 
 
 def _report(outcome: dict[str, Any]) -> None:
@@ -61,7 +82,9 @@ def quickstart(
                   f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
     _console().print("The tiny LLM starts random, so stage 1 trains it with the connector; stage 2 trains the "
                   "connector and LoRA. The tiny vision encoder stays frozen and random.")
-    outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_done=_announce(time.time()))
+    with _progress() as (on_step, on_done):
+        outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_step=on_step,
+                                 on_done=on_done)
     _report(outcome)
 
 
@@ -105,7 +128,8 @@ def ablate(
                         llm_path, encoder_path)
     schedule = Schedule(epochs1, epochs2, batch_size, lr1, lr2, train_llm_stage1)
     _console().print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
-    results = run_ablation(chosen, data, schedule, list(range(seeds)), out, on_done=_announce(time.time()))
+    with _progress() as (on_step, on_done):
+        results = run_ablation(chosen, data, schedule, list(range(seeds)), out, on_step=on_step, on_done=on_done)
     summary = summarize(results)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": write_json(out / "results.json", summary, results, {"base": base.id, "vary": vary}),

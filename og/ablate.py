@@ -14,9 +14,12 @@ import itertools
 import json
 import logging
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
 
 from og.eval.suite import BenchRun
 from og.spec import ModelSpec, SegmenterSpec
@@ -113,8 +116,20 @@ def ensure_store(name: str, data: AblationData, out_dir: Path) -> Path:
     return path
 
 
-def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int, out_dir: Path) -> dict[str, Any]:
-    """Train (stage 1, stage 2) and evaluate one variant with one seed; resumable per result file."""
+class _StepReport(TrainerCallback):
+    """Tells `on_step(phase, step, total)` after every training step."""
+
+    def __init__(self, phase: str, on_step: Any) -> None:
+        self.phase, self.on_step = phase, on_step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.on_step(self.phase, state.global_step, state.max_steps)
+
+
+def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int, out_dir: Path,
+            on_step: Any = None) -> dict[str, Any]:
+    """Train (stage 1, stage 2) and evaluate one variant with one seed; resumable per result file.
+    The Trainer's own logging goes to `out_dir/train.log`; `on_step(phase, step, total)` reports progress."""
     result_path = out_dir / "result.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
@@ -137,14 +152,19 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
                   per_device_train_batch_size=schedule.batch_size, gradient_accumulation_steps=1,
                   save_strategy="no", report_to=[], disable_tqdm=True, logging_steps=10,
                   activation_checkpointing=False, dataloader_num_workers=0)
+    report = on_step or (lambda phase, step, total: None)
     start = time.time()
-    first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1",
-                      train_llm=schedule.train_llm_stage1, num_train_epochs=schedule.stage1_epochs,
-                      learning_rate=schedule.stage1_lr, **common)
-    second = run_stage("finetune", first.model, processor, data.stage2, out_dir / "stage2",
-                       lora=LoraSettings(r=schedule.lora_r, alpha=schedule.lora_alpha, dropout=0.0),
-                       num_train_epochs=schedule.stage2_epochs, learning_rate=schedule.stage2_lr, **common)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "train.log", "w") as logfile, redirect_stdout(logfile), redirect_stderr(logfile):
+        first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1",
+                          train_llm=schedule.train_llm_stage1, num_train_epochs=schedule.stage1_epochs,
+                          learning_rate=schedule.stage1_lr, callbacks=[_StepReport("stage 1", report)], **common)
+        second = run_stage("finetune", first.model, processor, data.stage2, out_dir / "stage2",
+                           lora=LoraSettings(r=schedule.lora_r, alpha=schedule.lora_alpha, dropout=0.0),
+                           num_train_epochs=schedule.stage2_epochs, learning_rate=schedule.stage2_lr,
+                           callbacks=[_StepReport("stage 2", report)], **common)
     train_seconds = time.time() - start
+    report("eval", 0, 1)
     answerer = OGAnswerer(second.model.eval(), processor)
     masks = MaskSource.from_store(store_dir) if store_dir is not None else None
     scores, predictions = {}, {}
@@ -162,7 +182,6 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
         "data_events": {"stage1": {**first.dataset_counts, **first.data_events},
                         "stage2": {**second.dataset_counts, **second.data_events}},
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(result_path)  # atomic: a killed run never leaves a half-written result
@@ -186,12 +205,15 @@ def _token_stats(processor: Any, store: Any, data: AblationData, n: int = 64) ->
 
 
 def run_ablation(variants: list[Variant], data: AblationData, schedule: Schedule, seeds: list[int],
-                 out_dir: Path, on_done: Any = None) -> list[dict[str, Any]]:
-    """Every (variant, seed); `on_done(result)` after each (for progress)."""
+                 out_dir: Path, on_done: Any = None, on_step: Any = None) -> list[dict[str, Any]]:
+    """Every (variant, seed); `on_step(variant, seed, phase, step, total)` during training and
+    `on_done(result)` after each (for progress)."""
     results = []
     for variant in variants:
         for seed in seeds:
-            result = run_one(variant, data, schedule, seed, out_dir / "runs" / _slug(variant.label) / f"seed{seed}")
+            step = (lambda phase, k, n, v=variant, s=seed: on_step(v, s, phase, k, n)) if on_step else None
+            result = run_one(variant, data, schedule, seed, out_dir / "runs" / _slug(variant.label) / f"seed{seed}",
+                             on_step=step)
             results.append(result)
             if on_done is not None:
                 on_done(result)

@@ -103,7 +103,7 @@ def prepare_data(out: Path, size: Size, seed: int = 0) -> AblationData:
 
 
 def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 1,
-                   all_variants: bool = False, on_done: Any = None) -> dict[str, Any]:
+                   all_variants: bool = False, on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
     """Everything above; returns {"summary", "results", "paths"}."""
     from og.ablate import ensure_store
     from og.ablate_report import accuracy_chart, examples_figure, summarize, write_json
@@ -116,7 +116,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
     for v in chosen:
         if v.masks:
             ensure_store(v.masks, data, out)
-    results = run_ablation(chosen, data, size.schedule, list(range(seeds)), out, on_done=on_done)
+    results = run_ablation(chosen, data, size.schedule, list(range(seeds)), out, on_done=on_done, on_step=on_step)
     summary = summarize(results)
     meta = {"size": asdict(size), "seeds": seeds, "variants": [{"label": v.label, "spec": v.spec.id,
                                                                  "masks": v.masks} for v in chosen],
