@@ -54,7 +54,8 @@ class GivenSegmenter(KnobSegmenter):
     def canonical(cls, spec: SegmenterSpec) -> SegmenterSpec:
         """The variant is a free label naming where the masks come from (`given:coco-gt`,
         `given:shapes-oracle`), kept in the id so stores of different origins never mix."""
-        return SegmenterSpec(spec.name, spec.variant, super().canonical(SegmenterSpec(spec.name, "", spec.options)).options)
+        options = super().canonical(SegmenterSpec(spec.name, "", spec.options)).options
+        return SegmenterSpec(spec.name, spec.variant, options)
 
     def __init__(self, spec: SegmenterSpec) -> None:
         super().__init__(spec)
