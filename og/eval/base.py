@@ -157,3 +157,18 @@ def resolve_image(name: str, roots: list[Path]) -> str:
         if (root / path).is_file():
             return str(root / path)
     return str(roots[0] / path)
+
+
+def named_files(bench: str, data_path: Path, wanted: str, known: tuple[str, ...], file_name: Callable[[str], str],
+                option: str) -> dict[str, Path]:
+    """The files of a benchmark split into named parts (ConMe partitions, SugarCrepe files):
+    the one file given, or `wanted` (comma-separated names from `known`) inside a folder."""
+    names = [w.strip() for w in wanted.split(",") if w.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"{bench}: unknown {option.rstrip('s')} {unknown[0]!r}; use some of {', '.join(known)}")
+    files = {n: data_path / file_name(n) for n in names}
+    absent = [str(f) for f in files.values() if not f.is_file()]
+    if absent:
+        raise FileNotFoundError(f"{bench}: {', '.join(absent)} not found; pass {option}=... to read fewer")
+    return files

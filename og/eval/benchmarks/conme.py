@@ -12,7 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from og.eval.base import Benchmark, Item, correct_flags, group_accuracy, letter_index, mean, percent, resolve_image
+from og.eval.base import (
+    Benchmark,
+    Item,
+    correct_flags,
+    group_accuracy,
+    letter_index,
+    mean,
+    named_files,
+    percent,
+    resolve_image,
+)
 from og.eval.tables import read_records
 from og.registry import BENCHMARKS
 
@@ -40,14 +50,8 @@ class ConMe(Benchmark):
         if data_path.is_file():
             files = {data_path.stem.replace("_HUMAN_FILTER", ""): data_path}
         else:
-            wanted = [p.strip() for p in str(opts["partitions"]).split(",") if p.strip()]
-            unknown = [p for p in wanted if p not in PARTITIONS]
-            if unknown:
-                raise ValueError(f"conme: unknown partition {unknown[0]!r}; use some of {', '.join(PARTITIONS)}")
-            files = {p: data_path / f"{p}{suffix}.csv" for p in wanted}
-            absent = [str(f) for f in files.values() if not f.is_file()]
-            if absent:
-                raise FileNotFoundError(f"conme: {', '.join(absent)} not found; pass partitions=... to read fewer")
+            files = named_files("conme", data_path, str(opts["partitions"]), PARTITIONS,
+                                lambda p: f"{p}{suffix}.csv", "partitions")
         root = data_path if data_path.is_dir() else data_path.parent
         roots = [images_dir] if images_dir else [root / "images", root]
         items = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from og.eval.base import Benchmark, Item, correct_flags, mean, percent, resolve_image
+from og.eval.base import Benchmark, Item, correct_flags, mean, named_files, percent, resolve_image
 from og.eval.tables import read_records
 from og.registry import BENCHMARKS
 
@@ -35,14 +35,7 @@ class SugarCrepe(Benchmark):
         if data_path.is_file():
             files = {data_path.stem: data_path}
         else:
-            wanted = [f.strip() for f in str(opts["files"]).split(",") if f.strip()]
-            unknown = [f for f in wanted if f not in FILES]
-            if unknown:
-                raise ValueError(f"sugarcrepe: unknown file {unknown[0]!r}; use some of {', '.join(FILES)}")
-            files = {f: data_path / f"{f}.json" for f in wanted}
-            absent = [str(p) for p in files.values() if not p.is_file()]
-            if absent:
-                raise FileNotFoundError(f"sugarcrepe: {', '.join(absent)} not found; pass files=... to read fewer")
+            files = named_files("sugarcrepe", data_path, str(opts["files"]), FILES, lambda f: f"{f}.json", "files")
         root = data_path if data_path.is_dir() else data_path.parent
         roots = [images_dir] if images_dir else [root / "val2017", root / "images", root]
         items = []
