@@ -45,6 +45,7 @@ class AblationData:
     image_root: Path
     benches: dict[str, BenchRun]  # label -> benchmark run (e.g. "test", "train")
     stores: dict[str, Path] = field(default_factory=dict)  # masks name -> MaskStore directory
+    text_only: list[str] = field(default_factory=list)  # LLaVA-format text-only data for the LM warm-up
     tokenizer: Any = None  # a tokenizer or its directory (None: the LLM's own)
     llm_path: str | None = None
     encoder_path: str | None = None
@@ -60,6 +61,7 @@ class Schedule:
     stage1_lr: float = 1e-3
     stage2_lr: float = 1e-4
     train_llm_stage1: bool = False  # a random tiny LLM must learn language: train it in stage 1
+    lm_epochs: float = 0.0  # text-only warm-up of a random LLM (stands in for a pretrained one)
     lora_r: int = 128
     lora_alpha: int = 256
     max_length: int = 2048
@@ -156,6 +158,11 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     start = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "train.log", "w") as logfile, redirect_stdout(logfile), redirect_stderr(logfile):
+        if schedule.lm_epochs > 0:
+            model = run_stage("pretrain", model, processor, data.text_only, out_dir / "stage0", train_llm=True,
+                              template="tokenizer", num_train_epochs=schedule.lm_epochs,
+                              learning_rate=schedule.stage1_lr, callbacks=[_StepReport("LM warm-up", report)],
+                              **common).model
         first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1",
                           train_llm=schedule.train_llm_stage1, num_train_epochs=schedule.stage1_epochs,
                           learning_rate=schedule.stage1_lr, callbacks=[_StepReport("stage 1", report)], **common)

@@ -66,9 +66,10 @@ class Size:
 # Stage 2's LoRA has rank 64 on a 64-wide LLM: it can reach any update of the tiny model.
 SIZES = {
     "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=8, batch_size=16, stage1_lr=1e-3,
-                                             stage2_lr=1e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128)),
+                                             stage2_lr=1e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128,
+                                             lm_epochs=2)),
     "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=1e-3,
-                                      stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32)),
+                                      stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32, lm_epochs=1)),
 }
 # 1-3 objects: single-object images let the tiny model learn colour and size words first
 SCENES = ShapesConfig(min_objects=1, max_objects=3)
@@ -92,13 +93,18 @@ def prepare_data(out: Path, size: Size, seed: int = 0) -> AblationData:
         for p in probes(it.scene, np.random.default_rng((seed, 7, i)))
     ]
     (data_dir / "train_probes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in probe_rows))
+    text_only = [  # the training conversations without images: the LM warm-up of the random tiny LLM
+        {"id": f"text-{r['id']}", "conversations": [{**t, "value": t["value"].replace("<image>\n", "")}
+                                                    for t in r["conversations"]]}
+        for name in (files.stage1, files.stage2) for r in json.loads(name.read_text())]
+    (data_dir / "text_only.json").write_text(json.dumps(text_only))
     tokenizer = train_tokenizer(read_texts(data_dir))
     tokenizer.save_pretrained(out / "tokenizer")
     return AblationData(
         stage1=[str(files.stage1)], stage2=[str(files.stage2)], image_root=data_dir,
         benches={"test": BenchRun("shapes", data_dir), "train": BenchRun("shapes", data_dir,
                                                                          options={"split": "train_probes"})},
-        stores={"oracle": oracle_dir}, tokenizer=tokenizer,
+        stores={"oracle": oracle_dir}, tokenizer=tokenizer, text_only=[str(data_dir / "text_only.json")],
     )
 
 
