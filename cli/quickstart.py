@@ -123,10 +123,11 @@ def ablate(
         stores[name] = Path(path)
     base = ModelSpec.parse(preset)
     chosen = grid(base, parse_vary(vary), stores)
-    data = AblationData([str(p) for p in stage1], [str(p) for p in stage2], image_root,
-                        {"test": BenchRun("shapes", bench_data)}, stores, str(tokenizer) if tokenizer else None,
-                        llm_path, encoder_path)
-    schedule = Schedule(epochs1, epochs2, batch_size, lr1, lr2, train_llm_stage1)
+    data = AblationData(stage1=[str(p) for p in stage1], stage2=[str(p) for p in stage2], image_root=image_root,
+                        benches={"test": BenchRun("shapes", bench_data)}, stores=stores,
+                        tokenizer=str(tokenizer) if tokenizer else None, llm_path=llm_path, encoder_path=encoder_path)
+    schedule = Schedule(stage1_epochs=epochs1, stage2_epochs=epochs2, batch_size=batch_size, stage1_lr=lr1,
+                        stage2_lr=lr2, train_llm_stage1=train_llm_stage1)
     _console().print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
     with _progress() as (on_step, on_done):
         results = run_ablation(chosen, data, schedule, list(range(seeds)), out, on_step=on_step, on_done=on_done)

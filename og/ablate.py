@@ -146,7 +146,7 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     from og.train.stages import LoraSettings
 
     transformers.set_seed(seed)
-    store_dir = ensure_store(variant.masks, data, out_dir.parent.parent) if variant.masks else None
+    store_dir = ensure_store(variant.masks, data, out_dir.parents[2]) if variant.masks else None  # out/runs/label/seed
     store = MaskStore(store_dir) if store_dir is not None else None
     model, processor = og.build(variant.spec, tokenizer=data.tokenizer, llm_path=data.llm_path,
                                 encoder_path=data.encoder_path, mask_store=store, chat_template="tokenizer")
