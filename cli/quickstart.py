@@ -80,8 +80,9 @@ def quickstart(
     names = ", ".join(v.label for v in variants(all_variants))
     _console().print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
                   f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
-    _console().print("The tiny LLM starts random, so stage 1 trains it with the connector; stage 2 trains the "
-                  "connector and LoRA. The tiny vision encoder stays frozen and random.")
+    _console().print("The tiny LLM starts random: a text-only warm-up on the training conversations stands in "
+                     "for a pretrained LLM, stage 1 trains it with the connector on captions, stage 2 trains the "
+                     "connector and LoRA on questions. The tiny vision encoder stays frozen and random.")
     with _progress() as (on_step, on_done):
         outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_step=on_step,
                                  on_done=on_done)
