@@ -6,9 +6,11 @@
 2. Masks: the oracle masks go into a MaskStore; SLIC superpixels are segmented into another.
 3. A word-level tokenizer trained on the generated text; a tiny random CLIP-style ViT (frozen)
    and a tiny random Llama-style LLM, both built from configs.
-4. Per variant and seed (`og.ablate`): stage 1 on the captions (connector + the tiny LLM, which
-   starts random and must learn the language), stage 2 on the questions (connector + LoRA),
-   then the probes scored by option log-likelihood on the test split and on train images.
+4. Per variant and seed (`og.ablate`): a text-only warm-up of the random tiny LLM on the training
+   conversations (it stands in for a pretrained LLM: every word and chat marker gets trained
+   embeddings), stage 1 on the captions (connector + the tiny LLM), stage 2 on the questions
+   (connector + LoRA), then the probes scored by option log-likelihood on the test split and
+   on train images.
 5. A table (accuracy per probe type, mean ± sd over seeds, visual tokens per image),
    `results.json`, `accuracy.png` and `examples.png`.
 """
