@@ -62,6 +62,7 @@ class Schedule:
     stage2_lr: float = 1e-4
     train_llm_stage1: bool = False  # a random tiny LLM must learn language: train it in stage 1
     lm_epochs: float = 0.0  # text-only warm-up of a random LLM (stands in for a pretrained one)
+    train_encoder_stage1: bool = False  # also train the vision encoder in stage 1 (random tiny encoders)
     lora_r: int = 128
     lora_alpha: int = 256
     max_length: int = 2048
@@ -164,7 +165,8 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
                               learning_rate=schedule.stage1_lr, callbacks=[_StepReport("LM warm-up", report)],
                               **common).model
         first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1",
-                          train_llm=schedule.train_llm_stage1, num_train_epochs=schedule.stage1_epochs,
+                          train_llm=schedule.train_llm_stage1, train_encoder=schedule.train_encoder_stage1,
+                          num_train_epochs=schedule.stage1_epochs,
                           learning_rate=schedule.stage1_lr, callbacks=[_StepReport("stage 1", report)], **common)
         second = run_stage("finetune", first.model, processor, data.stage2, out_dir / "stage2",
                            lora=LoraSettings(r=schedule.lora_r, alpha=schedule.lora_alpha, dropout=0.0),
