@@ -15,7 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def _console() -> Console:
-    return Console()  # made per call: it writes to the sys.stdout of the moment (tests capture it)
+    """Made per call: it writes to the sys.stdout of the moment (tests capture it). Output that is
+    not a terminal (a log file, a pipe) gets 110 columns so the tables fit."""
+    console = Console()
+    return console if console.is_terminal else Console(width=110)
 
 
 def _quiet_libraries() -> None:
