@@ -76,6 +76,11 @@ class AreaDownsampler:
 
     @staticmethod
     def coverage(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        if isinstance(masks, np.ndarray) and masks.ndim == 3 and not masks.flags.c_contiguous \
+                and masks.transpose(0, 2, 1).flags.c_contiguous:
+            # COCO RLE decodes column-major (MaskStore.get): pool the transposed view instead of copying
+            flipped = AreaDownsampler.coverage(masks.transpose(0, 2, 1), (grid[1], grid[0]))  # (M, w, h)
+            return flipped.transpose(1, 2).contiguous()  # (M, h, w)
         masks = as_mask_tensor(masks)
         m, H, W = masks.shape
         h, w = grid

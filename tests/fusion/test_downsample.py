@@ -98,3 +98,19 @@ def test_area_threshold_membership():
     cov = torch.tensor([[[0.25, 0.5], [0.75, 1.0]]])
     assert member(cov, 0.5).tolist() == [[[False, True], [True, True]]]
     assert member(cov, 1.0).tolist() == [[[False, False], [False, True]]]
+
+
+def test_column_major_masks_from_rle_give_the_same_coverage():
+    """MaskStore masks decode column-major (COCO RLE); coverage must not depend on the memory layout."""
+    from og.fusion.downsample import AreaDownsampler
+    from og.masks.masks import Masks
+
+    rng = np.random.default_rng(3)
+    masks = rng.random((5, 48, 40)) > 0.6  # (M, H, W), H != W so a swapped grid would show
+    decoded = Masks.from_rle(Masks(masks, None).to_rle()).data
+    assert not decoded.flags.c_contiguous
+    for grid in ((6, 5), (7, 3)):  # block sums and fractional overlap
+        want = AreaDownsampler.coverage(torch.from_numpy(masks), grid)
+        got = AreaDownsampler.coverage(decoded, grid)
+        assert got.shape == (5, *grid) and got.is_contiguous()
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
