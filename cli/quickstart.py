@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +81,10 @@ def quickstart(
     from og.quickstart import run_quickstart, variants
 
     _quiet_libraries()
+    if "OMP_NUM_THREADS" not in os.environ:  # the tiny models run ~3x faster on one thread than on two
+        import torch
+
+        torch.set_num_threads(1)
     names = ", ".join(v.label for v in variants(all_variants))
     _console().print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
                   f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
