@@ -138,18 +138,24 @@ def _pairs(scene: Scene, rng: np.random.Generator, apart: Callable[[int, int], b
     return ok[int(rng.integers(len(ok)))] if ok else None
 
 
+def _pair_on_axis(scene: Scene, rng: np.random.Generator, axis: str) -> tuple[int, int, bool] | None:
+    """Two objects apart along `axis` ("x" or "y") and whether the first is left of / above the second."""
+    apart = scene.left_of if axis == "x" else scene.above
+    pair = _pairs(scene, rng, apart)
+    return None if pair is None else (pair[0], pair[1], bool(apart(*pair)))
+
+
 def _relation(axis: str) -> Callable[[Scene, np.random.Generator], QA | None]:
     kind, words = {"x": ("left_right", ("left", "right")), "y": ("above_below", ("above", "below"))}[axis]
     template = TEMPLATES[kind]
 
     def ask(scene: Scene, rng: np.random.Generator) -> QA | None:
-        apart = scene.left_of if axis == "x" else scene.above
-        pair = _pairs(scene, rng, apart)
+        pair = _pair_on_axis(scene, rng, axis)
         if pair is None:
             return None
-        a, b = pair
+        a, b, first = pair
         question = template.format(a=full_ref(scene, a), b=full_ref(scene, b))
-        return QA(question, words[0] if apart(a, b) else words[1], kind)
+        return QA(question, words[0] if first else words[1], kind)
     return ask
 
 
@@ -158,13 +164,12 @@ def _which(axis: str) -> Callable[[Scene, np.random.Generator], QA | None]:
     template = TEMPLATES[kind]
 
     def ask(scene: Scene, rng: np.random.Generator) -> QA | None:
-        apart = scene.left_of if axis == "x" else scene.above
-        pair = _pairs(scene, rng, apart)
+        pair = _pair_on_axis(scene, rng, axis)
         if pair is None:
             return None
-        a, b = pair
+        a, b, first = pair
         ra, rb = full_ref(scene, a), full_ref(scene, b)
-        return QA(template.format(a=ra, b=rb), ra if apart(a, b) else rb, kind)
+        return QA(template.format(a=ra, b=rb), ra if first else rb, kind)
     return ask
 
 
