@@ -107,7 +107,7 @@ def accuracy_chart(summary: list[dict[str, Any]], out: Path, split: str = "test"
 
 
 def _option(pred: dict[str, Any], index: int | None) -> str:
-    return "(none)" if index is None else pred["options"][index][:44]
+    return "(none)" if index is None else pred["options"][index][:72]
 
 
 def examples_figure(results: list[dict[str, Any]], image_root: Path, stores: dict[str, Any], out: Path,
@@ -126,7 +126,7 @@ def examples_figure(results: list[dict[str, Any]], image_root: Path, stores: dic
     chosen = (disagree + [i for i in ids if i not in disagree])[:n]
     masked = [r for r in runs if r["masks"]]
     cols = 1 + len(masked)
-    fig, axes = plt.subplots(len(chosen), cols, figsize=(2.4 * cols + 4.0, 2.4 * len(chosen)), squeeze=False)
+    fig, axes = plt.subplots(len(chosen), cols, figsize=(2.4 * cols + 5.5, 2.4 * len(chosen)), squeeze=False)
     for row, item_id in enumerate(chosen):
         pred = by_id[0][item_id]
         image = Image.open(image_root / pred["image_key"]).convert("RGB")
