@@ -19,12 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from transformers import TrainerCallback
 
 from og.eval.suite import BenchRun
 from og.spec import ModelSpec, SegmenterSpec
 
 log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,9 @@ def ensure_store(name: str, data: AblationData, out_dir: Path) -> Path:
 
     spec = SegmenterSpec.parse(name)
     segmenter = SEGMENTERS.get(spec.name).from_spec(spec)
-    keys = sorted({str(p.relative_to(data.image_root)) for p in data.image_root.rglob("*.png")})
+    keys = sorted(str(p.relative_to(data.image_root)) for p in data.image_root.rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES)
     path = out_dir / "masks" / name.replace(":", "_").replace("(", "_").replace(")", "").replace(",", "_")
-    from PIL import Image
-
     items = [(k, (lambda k=k: Image.open(data.image_root / k).convert("RGB"))) for k in keys]
     summary = build_store(path, items, segmenter, image_root=data.image_root)
     log.info("built %s masks for %d images (%d failed) in %s", name, summary.written, summary.failed, path)
@@ -149,7 +150,10 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     transformers.set_seed(seed)
     store_dir = ensure_store(variant.masks, data, out_dir.parents[2]) if variant.masks else None  # out/runs/label/seed
     store = MaskStore(store_dir) if store_dir is not None else None
-    model, processor = og.build(variant.spec, tokenizer=data.tokenizer, llm_path=data.llm_path,
+    spec = variant.spec  # the checkpoint names the masks it was trained on: the store's segmenter
+    if store is not None and store.spec:
+        spec = spec.replace(segmenter=SegmenterSpec.parse(str(store.spec)))
+    model, processor = og.build(spec, tokenizer=data.tokenizer, llm_path=data.llm_path,
                                 encoder_path=data.encoder_path, mask_store=store, chat_template="tokenizer")
     common = dict(image_root=data.image_root, mask_store=store, max_length=schedule.max_length, seed=seed,
                   per_device_train_batch_size=schedule.batch_size, gradient_accumulation_steps=1,
@@ -183,7 +187,7 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
         scores[label] = run["scores"]
         predictions[label] = run.get("predictions", [])
     result = {
-        "label": variant.label, "spec": variant.spec.id, "masks": variant.masks, "seed": seed,
+        "label": variant.label, "spec": spec.id, "masks": variant.masks, "seed": seed,
         "schedule": asdict(schedule), "scores": scores, "predictions": predictions,
         "visual_tokens": _token_stats(processor, store, data),
         "losses": {"stage1": first.losses, "stage2": second.losses}, "train_seconds": round(train_seconds, 1),
@@ -199,8 +203,6 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
 
 def _token_stats(processor: Any, store: Any, data: AblationData, n: int = 64) -> dict[str, float]:
     """Visual tokens per image (mean / max) over the first `n` test images."""
-    from PIL import Image
-
     bench = next(iter(data.benches.values()))
     rows = [json.loads(line) for line in Path(bench.data, f"{bench.options.get('split', 'test')}.jsonl")
             .read_text().splitlines()]
