@@ -85,8 +85,19 @@ def write_json(path: Path, summary: list[dict[str, Any]], results: list[dict[str
     return path
 
 
-def accuracy_chart(summary: list[dict[str, Any]], out: Path, split: str = "test") -> Path:
-    """Grouped bars: one group per question type, one bar per variant, error bars = sd over seeds."""
+def chance_levels(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Accuracy (%) of guessing uniformly among each item's options, per probe type and overall."""
+    levels: dict[str, list[float]] = {}
+    for row in rows:
+        for key in ("accuracy", row["type"]):
+            levels.setdefault(key, []).append(100.0 / len(row["options"]))
+    return {key: statistics.mean(values) for key, values in levels.items()}
+
+
+def accuracy_chart(summary: list[dict[str, Any]], out: Path, split: str = "test",
+                   chance: dict[str, float] | None = None) -> Path:
+    """Grouped bars: one group per question type, one bar per variant, error bars = sd over seeds;
+    a dashed line per group marks chance when given."""
     fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(COLUMNS), 4.2))
     width = 0.8 / max(len(summary), 1)
     x = np.arange(len(COLUMNS))
@@ -95,6 +106,10 @@ def accuracy_chart(summary: list[dict[str, Any]], out: Path, split: str = "test"
         means = [c["mean"] or 0.0 for c in cells]
         sds = [c["sd"] or 0.0 for c in cells]
         ax.bar(x + (i - (len(summary) - 1) / 2) * width, means, width, yerr=sds, capsize=2, label=row["label"])
+    for k, col in enumerate(COLUMNS):
+        if chance and col in chance:
+            ax.hlines(chance[col], k - 0.45, k + 0.45, colors="black", linestyles="dashed", linewidth=1,
+                      label="chance" if k == 0 else None)
     ax.set_xticks(x, COLUMNS)
     ax.set_ylabel(f"{split} accuracy (%)")
     ax.set_ylim(0, 100)

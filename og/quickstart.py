@@ -114,7 +114,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
                    all_variants: bool = False, on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
     """Everything above; returns {"summary", "results", "paths"}."""
     from og.ablate import ensure_store
-    from og.ablate_report import accuracy_chart, examples_figure, summarize, write_json
+    from og.ablate_report import accuracy_chart, chance_levels, examples_figure, summarize, write_json
     from og.masks.store import MaskStore
 
     out = Path(out)
@@ -131,9 +131,11 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
             "scoring": "option log-likelihood (no parsing); train = probes on 'n_train_probe' train images",
             "mask_order": "segmenter order (score, then area): it says nothing about position"}
     stores = {name: MaskStore(path) for name, path in data.stores.items()}
+    test_rows = [json.loads(line) for line in (data.image_root / "test.jsonl").read_text().splitlines()]
+    meta["chance"] = chance_levels(test_rows)
     paths = {
         "results": write_json(out / "results.json", summary, results, meta),
-        "accuracy": accuracy_chart(summary, out / "accuracy.png"),
+        "accuracy": accuracy_chart(summary, out / "accuracy.png", chance=meta["chance"]),
         "examples": examples_figure(results, data.image_root, stores, out / "examples.png"),
     }
     return {"summary": summary, "results": results, "paths": paths}

@@ -60,3 +60,14 @@ def test_ablate_cli_runs_a_grid_and_builds_missing_stores(tmp_path):
     tokens = {r["label"]: r["visual_tokens"]["mean"] for r in record["runs"]}
     assert tokens["patches+oracle"] == 64  # patches ignores masks
     assert tokens["masktoken+grid(k=2)"] == 1 + 4 * (1 + 16)  # mean + 4 windows of 16 patches, each behind a bom
+
+
+def test_chance_levels_follow_the_option_counts():
+    from og.ablate_report import chance_levels
+
+    rows = [{"type": "order", "options": list("abcde")}, {"type": "order", "options": list("abcd")},
+            {"type": "relation", "options": ["left", "right"]}]
+    levels = chance_levels(rows)
+    assert levels["order"] == pytest.approx((20 + 25) / 2)
+    assert levels["relation"] == pytest.approx(50)
+    assert levels["accuracy"] == pytest.approx((20 + 25 + 50) / 3)
