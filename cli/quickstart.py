@@ -100,10 +100,12 @@ def quickstart(
 def ablate(
     preset: str = typer.Option("tiny-og", help="Base spec: a preset name or a spec id."),
     vary: list[str] = typer.Option([], help="part=value1,value2 (repeatable): fusion, segmenter, position, ..."),
-    stage1: list[Path] = typer.Option(..., help="Stage-1 (caption) data in LLaVA format."),
-    stage2: list[Path] = typer.Option(..., help="Stage-2 (instruction) data in LLaVA format."),
-    image_root: Path = typer.Option(..., help="Folder the data's image paths are relative to."),
-    bench_data: Path = typer.Option(..., help="Folder of the `shapes`-format test split (test.jsonl)."),
+    data: Path | None = typer.Option(None, help="A folder laid out like the quickstart's data (stage1.json, "
+                                     "stage2.json, test.jsonl, images): the defaults of the next four options."),
+    stage1: list[Path] = typer.Option([], help="Stage-1 (caption) data in LLaVA format."),
+    stage2: list[Path] = typer.Option([], help="Stage-2 (instruction) data in LLaVA format."),
+    image_root: Path | None = typer.Option(None, help="Folder the data's image paths are relative to."),
+    bench_data: Path | None = typer.Option(None, help="Folder of the `shapes`-format test split (test.jsonl)."),
     masks: list[str] = typer.Option([], help="NAME=STORE: a mask store a --vary segmenter=NAME reads."),
     tokenizer: Path | None = typer.Option(None, help="Tokenizer folder (default: the LLM's own)."),
     llm_path: str | None = typer.Option(None, help="Local LLM weights (hf)."),
@@ -124,6 +126,13 @@ def ablate(
     from og.spec import ModelSpec
 
     _quiet_libraries()
+    if data is not None:
+        stage1, stage2 = stage1 or [data / "stage1.json"], stage2 or [data / "stage2.json"]
+        image_root, bench_data = image_root or data, bench_data or data
+    missing = [flag for flag, value in (("--stage1", stage1), ("--stage2", stage2), ("--image-root", image_root),
+                                        ("--bench-data", bench_data)) if not value]
+    if missing:
+        raise typer.BadParameter(f"give --data DIR or {', '.join(missing)}")
     stores = {}
     for item in masks:
         name, eq, path = item.partition("=")
@@ -132,14 +141,15 @@ def ablate(
         stores[name] = Path(path)
     base = ModelSpec.parse(preset)
     chosen = grid(base, parse_vary(vary), stores)
-    data = AblationData(stage1=[str(p) for p in stage1], stage2=[str(p) for p in stage2], image_root=image_root,
-                        benches={"test": BenchRun("shapes", bench_data)}, stores=stores,
-                        tokenizer=str(tokenizer) if tokenizer else None, llm_path=llm_path, encoder_path=encoder_path)
+    inputs = AblationData(stage1=[str(p) for p in stage1], stage2=[str(p) for p in stage2], image_root=image_root,
+                          benches={"test": BenchRun("shapes", bench_data)}, stores=stores,
+                          tokenizer=str(tokenizer) if tokenizer else None, llm_path=llm_path,
+                          encoder_path=encoder_path)
     schedule = Schedule(stage1_epochs=epochs1, stage2_epochs=epochs2, batch_size=batch_size, stage1_lr=lr1,
                         stage2_lr=lr2, train_llm_stage1=train_llm_stage1)
     _console().print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
     with _progress() as (on_step, on_done):
-        results = run_ablation(chosen, data, schedule, list(range(seeds)), out, on_step=on_step, on_done=on_done)
+        results = run_ablation(chosen, inputs, schedule, list(range(seeds)), out, on_step=on_step, on_done=on_done)
     summary = summarize(results)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": write_json(out / "results.json", summary, results, {"base": base.id, "vary": vary}),

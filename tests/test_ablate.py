@@ -47,8 +47,7 @@ def test_ablate_cli_runs_a_grid_and_builds_missing_stores(tmp_path):
     out = tmp_path / "ablate"
     args = ["ablate", "--preset", "tiny-og", "--vary", "fusion=patches,masktoken",
             "--vary", "segmenter=oracle,grid(k=2)",
-            "--masks", f"oracle={tmp_path / 'oracle'}", "--stage1", str(files.stage1), "--stage2", str(files.stage2),
-            "--image-root", str(data), "--bench-data", str(data), "--tokenizer", str(tmp_path / "tok"),
+            "--masks", f"oracle={tmp_path / 'oracle'}", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
             "--batch-size", "8", "--out", str(out)]
     result = CliRunner().invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -60,6 +59,13 @@ def test_ablate_cli_runs_a_grid_and_builds_missing_stores(tmp_path):
     tokens = {r["label"]: r["visual_tokens"]["mean"] for r in record["runs"]}
     assert tokens["patches+oracle"] == 64  # patches ignores masks
     assert tokens["masktoken+grid(k=2)"] == 1 + 4 * (1 + 16)  # mean + 4 windows of 16 patches, each behind a bom
+
+
+def test_ablate_cli_without_data_names_the_missing_options(tmp_path):
+    result = CliRunner().invoke(app, ["ablate", "--vary", "fusion=patches", "--out", str(tmp_path)], terminal_width=300)
+    assert result.exit_code == 2
+    text = " ".join(result.output.replace("│", " ").split())  # the error panel wraps at 80 columns
+    assert "give --data DIR or --stage1, --stage2, --image-root, --bench-data" in text
 
 
 def test_chance_levels_follow_the_option_counts():
