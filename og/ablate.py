@@ -23,7 +23,7 @@ from PIL import Image
 from transformers import TrainerCallback
 
 from og.eval.suite import BenchRun
-from og.spec import ModelSpec, SegmenterSpec
+from og.spec import ModelSpec, SegmenterSpec, split_top
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -77,7 +77,7 @@ def parse_vary(flags: list[str]) -> dict[str, list[str]]:
         part, eq, values = flag.partition("=")
         if not eq or not values:
             raise ValueError(f"--vary {flag!r}: write part=value1,value2 (e.g. fusion=masktoken,maskpool)")
-        vary[part.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+        vary[part.strip()] = [v.strip() for v in split_top(values, ",") if v.strip()]  # commas inside (...) stay
     return vary
 
 

@@ -65,7 +65,7 @@ def _coerce(owner: str, key: str, value: Value, default: Value) -> Value:
     return value
 
 
-def _split_top(text: str, sep: str) -> list[str]:
+def split_top(text: str, sep: str) -> list[str]:
     """Split on `sep` outside parentheses."""
     parts, depth, cur = [], 0, ""
     for ch in text:
@@ -265,7 +265,7 @@ class ModelSpec:
         """A spec from its id, or from a preset name."""
         if text in PRESETS:
             return PRESETS[text]
-        parts = _split_top(text, "+")
+        parts = split_top(text, "+")
         if len(parts) != len(PARTS):
             raise SpecError(
                 f"spec id {text!r} has {len(parts)} parts; expected {len(PARTS)} "

@@ -14,6 +14,8 @@ from og.spec import preset
 def test_parse_vary():
     assert parse_vary(["fusion=masktoken,maskpool", "segmenter = oracle , slic"]) == {
         "fusion": ["masktoken", "maskpool"], "segmenter": ["oracle", "slic"]}
+    assert parse_vary(["segmenter=slic(compactness=10,n_segments=12),grid(k=2)"]) == {
+        "segmenter": ["slic(compactness=10,n_segments=12)", "grid(k=2)"]}
     with pytest.raises(ValueError, match="write part=value1,value2"):
         parse_vary(["fusion"])
 
