@@ -22,7 +22,7 @@ def segmenter_from_args(segmenter: str, variant: str | None = None, checkpoint: 
                         options: list[str] | None = None, device: str | None = None):  # noqa: ANN201
     """Build a segmenter from CLI arguments: a name or spec id, then --variant / --option on top."""
     from og.segmenters import build_segmenter
-    from og.spec import SegmenterSpec, SpecError, _parse_value
+    from og.spec import SegmenterSpec, SpecError, parse_value
 
     spec = SegmenterSpec.parse(segmenter)
     opts = dict(spec.options)
@@ -30,7 +30,7 @@ def segmenter_from_args(segmenter: str, variant: str | None = None, checkpoint: 
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise SpecError(f"--option {item!r} must look like key=value (e.g. points_per_side=16)")
-        opts[key.strip()] = _parse_value(value.strip())
+        opts[key.strip()] = parse_value(value.strip())
     spec = SegmenterSpec(spec.name, variant if variant is not None else spec.variant, tuple(opts.items()))
     if checkpoint is not None and not checkpoint.is_file():
         raise FileNotFoundError(f"--checkpoint {checkpoint} does not exist; give a local weights file")

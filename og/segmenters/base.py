@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from og.masks.masks import Masks
-from og.spec import SegmenterSpec, SpecError, Value, _coerce, _format_value
+from og.spec import SegmenterSpec, SpecError, Value, coerce_value, format_value
 
 
 def as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -64,10 +64,10 @@ def resolve_knobs(spec: SegmenterSpec, knobs: dict[str, Value]) -> dict[str, Val
     given = dict(spec.options)
     unknown = sorted(set(given) - set(knobs))
     if unknown:
-        valid = ", ".join(f"{k}={_format_value(v)}" for k, v in knobs.items()) or "(none)"
+        valid = ", ".join(f"{k}={format_value(v)}" for k, v in knobs.items()) or "(none)"
         raise SpecError(f"segmenter {spec.name!r} has no option {', '.join(map(repr, unknown))}; "
                         f"valid options (defaults): {valid}")
-    return {k: _coerce(f"segmenter {spec.name!r}", k, given.get(k, d), d) for k, d in knobs.items()}
+    return {k: coerce_value(f"segmenter {spec.name!r}", k, given.get(k, d), d) for k, d in knobs.items()}
 
 
 def canonical_spec(spec: SegmenterSpec, knobs: dict[str, Value], variant: str | None = None,
