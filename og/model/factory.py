@@ -93,14 +93,20 @@ def _processor(spec: ModelSpec, encoder: Any, tokenizer: PreTrainedTokenizerBase
 def build(spec: ModelSpec | str, encoder_path: str | None = None, llm_path: str | None = None,
           tokenizer: PreTrainedTokenizerBase | str | None = None, segmenter_path: str | None = None,
           mask_store: Any = None, dtype: str | torch.dtype | None = None, device: str | torch.device | None = None,
-          chat_template: str | None = None, on_missing_masks: str = "error",
+          chat_template: str | None = None, on_missing_masks: str = "error", llm_config: dict[str, Any] | None = None,
           ) -> tuple[OGLlavaForConditionalGeneration, OGLlavaProcessor]:
-    """A new model (and its processor) for `spec`: a ModelSpec, a spec id or a preset name."""
+    """A new model (and its processor) for `spec`: a ModelSpec, a spec id or a preset name.
+
+    `llm_config`: config fields of a randomly built LLM (`tiny-llama`: e.g. `{"hidden_size": 128,
+    "num_hidden_layers": 4}`); the saved config keeps them, so `load` rebuilds the same shape."""
     spec = ModelSpec.parse(spec, validate=False) if isinstance(spec, str) else spec
     check_installed(spec)
     tok = prepare_tokenizer(_tokenizer(spec, tokenizer, llm_path))
     encoder = ENCODERS.get(spec.encoder.name).from_spec(spec.encoder, path=encoder_path)
-    llm = LLMS.get(spec.llm.name).from_spec(spec.llm, path=llm_path, vocab_size=len(tok))  # grows the vocab
+    if llm_config is not None and llm_path is not None:
+        raise ValueError("llm_config shapes a random LLM; with llm_path the checkpoint's own config is used")
+    llm = LLMS.get(spec.llm.name).from_spec(spec.llm, path=llm_path, config=llm_config,
+                                            vocab_size=len(tok))  # grows the vocab
     processor = _processor(spec, encoder, tok, mask_store, segmenter_path, device, chat_template, on_missing_masks)
     config = OGLlavaConfig(spec=spec.to_dict(), vision_config=encoder.config_dict(), text_config=llm.config.to_dict(),
                            image_token_id=processor.image_token_id, grid=list(encoder.grid))

@@ -69,3 +69,19 @@ def test_tokenizer_and_template_resolution(tokenizer):
     assert type(model.projector).__name__ == "LinearProjector"
     with pytest.raises(ValueError, match="dtype='float8'"):
         build(spec, tokenizer=copy.deepcopy(tokenizer), dtype="float8")
+
+
+def test_llm_config_shapes_a_random_llm_and_survives_save_load(tmp_path):
+    from og.data.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["a red circle"])
+    model, processor = build("tiny-llava", tokenizer=tok, llm_config={"hidden_size": 96, "num_hidden_layers": 3,
+                                                                     "num_attention_heads": 4, "num_key_value_heads": 2,
+                                                                     "intermediate_size": 192})
+    llm = model.language_model.config
+    assert (llm.hidden_size, llm.num_hidden_layers) == (96, 3)
+    save(model, processor, tmp_path / "m")
+    loaded, _ = load(tmp_path / "m")
+    assert (loaded.language_model.config.hidden_size, loaded.language_model.config.num_hidden_layers) == (96, 3)
+    with pytest.raises(ValueError, match="llm_config shapes a random LLM"):
+        build("tiny-llava", tokenizer=tok, llm_path=str(tmp_path / "m"), llm_config={"hidden_size": 8})
