@@ -42,8 +42,12 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     """Train (stage 1, stage 2) and evaluate one variant with one seed; resumable per result file.
     The Trainer's own logging goes to `out_dir/train.log`; `on_step(phase, step, total)` reports progress."""
     result_path = out_dir / "result.json"
-    if result_path.is_file():
-        return json.loads(result_path.read_text())
+    if result_path.is_file():  # resume: a finished run is read back, if it was trained the same way
+        done = json.loads(result_path.read_text())
+        if done.get("schedule") != json.loads(json.dumps(asdict(schedule))):
+            raise ValueError(f"{out_dir} was trained with another schedule ({done.get('schedule')}); "
+                             "pass another --out or remove it")
+        return done
     import transformers
 
     import og

@@ -110,6 +110,17 @@ def prepare_data(out: Path, size: Size, seed: int = 0) -> AblationData:
     )
 
 
+def _claim(out: Path, identity: dict[str, Any]) -> None:
+    """Resuming reads finished runs back, so a folder holds one configuration: refuse another."""
+    marker = out / "quickstart.json"
+    identity = json.loads(json.dumps(identity))  # tuples as lists, as read back
+    if marker.is_file() and json.loads(marker.read_text()) != identity:
+        held = json.loads(marker.read_text()).get("size", "another")
+        raise ValueError(f"{out} holds a quickstart of {held!r} size; pass another --out or remove the folder")
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(identity))
+
+
 def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 1,
                    all_variants: bool = False, on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
     """Everything above; returns {"summary", "results", "paths"}."""
@@ -119,6 +130,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
 
     out = Path(out)
     size = SIZES["fast" if fast else "default"]
+    _claim(out, {"size": "fast" if fast else "default", **asdict(size), "scenes": asdict(SCENES)})
     data = prepare_data(out, size)
     chosen = variants(all_variants)
     for v in chosen:

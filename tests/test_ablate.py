@@ -79,3 +79,20 @@ def test_chance_levels_follow_the_option_counts():
     assert levels["order"] == pytest.approx((20 + 25) / 2)
     assert levels["relation"] == pytest.approx(50)
     assert levels["accuracy"] == pytest.approx((20 + 25 + 50) / 3)
+
+
+def test_a_finished_run_is_reused_only_for_the_same_schedule(tmp_path):
+    import dataclasses
+
+    from og.ablate import AblationData, Schedule, Variant, run_one
+
+    schedule = Schedule()
+    run_dir = tmp_path / "runs" / "v" / "seed0"
+    run_dir.mkdir(parents=True)
+    done = {"label": "v", "seed": 0, "schedule": dataclasses.asdict(schedule), "scores": {}}
+    (run_dir / "result.json").write_text(json.dumps(done))
+    data = AblationData(stage1=[], stage2=[], image_root=tmp_path, benches={})
+    variant = Variant("v", preset("tiny-llava"))
+    assert run_one(variant, data, schedule, 0, run_dir) == done  # read back, nothing trained
+    with pytest.raises(ValueError, match="was trained with another schedule"):
+        run_one(variant, data, dataclasses.replace(schedule, stage2_epochs=9.0), 0, run_dir)

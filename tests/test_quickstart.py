@@ -35,3 +35,8 @@ def test_quickstart_fast_end_to_end(tmp_path):
     again = CliRunner().invoke(app, ["quickstart", "--fast", "--out", str(out)], terminal_width=200)
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime for p in out.glob("runs/*/seed0/result.json")} == mtimes
+
+    # the folder holds a --fast run: a default-size run there is refused, not mixed with it
+    other = CliRunner().invoke(app, ["quickstart", "--out", str(out)], terminal_width=200)
+    assert other.exit_code != 0
+    assert "holds a quickstart of 'fast' size" in str(other.exception)
