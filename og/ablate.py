@@ -21,7 +21,7 @@ from typing import Any
 from PIL import Image
 from transformers import TrainerCallback
 
-from og.ablate_grid import AblationData, Schedule, Variant, ensure_store, grid, parse_vary
+from og.ablate_grid import AblationData, Schedule, Variant, ensure_store, grid, parse_vary, slug
 from og.spec import SegmenterSpec
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def run_ablation(variants: list[Variant], data: AblationData, schedule: Schedule
     for variant in variants:
         for seed in seeds:
             step = (lambda phase, k, n, v=variant, s=seed: on_step(v, s, phase, k, n)) if on_step else None
-            result = run_one(variant, data, schedule, seed, out_dir / "runs" / _slug(variant.label) / f"seed{seed}",
+            result = run_one(variant, data, schedule, seed, out_dir / "runs" / slug(variant.label) / f"seed{seed}",
                              on_step=step)
             results.append(result)
             if on_done is not None:
@@ -143,7 +143,3 @@ def run_ablation(variants: list[Variant], data: AblationData, schedule: Schedule
 
 
 __all__ = ["AblationData", "Schedule", "Variant", "ensure_store", "grid", "parse_vary", "run_ablation", "run_one"]
-
-
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)

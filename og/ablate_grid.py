@@ -101,9 +101,14 @@ def ensure_store(name: str, data: AblationData, out_dir: Path) -> Path:
     segmenter = SEGMENTERS.get(spec.name).from_spec(spec)
     keys = sorted(str(p.relative_to(data.image_root)) for p in data.image_root.rglob("*")
                   if p.suffix.lower() in IMAGE_SUFFIXES)
-    path = out_dir / "masks" / name.replace(":", "_").replace("(", "_").replace(")", "").replace(",", "_")
+    path = out_dir / "masks" / slug(name)
     items = [(k, (lambda k=k: Image.open(data.image_root / k).convert("RGB"))) for k in keys]
     summary = build_store(path, items, segmenter, image_root=data.image_root)
     log.info("built %s masks for %d images (%d failed) in %s", name, summary.written, summary.failed, path)
     data.stores[name] = path
     return path
+
+
+def slug(label: str) -> str:
+    """A folder name for a variant label or a segmenter spec id."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
