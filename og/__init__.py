@@ -17,7 +17,8 @@ from og.registry import (
     SEGMENTERS,
     Registry,
 )
-from og.spec import ModelSpec, preset
+from og.presets import preset
+from og.spec import ModelSpec
 
 __version__ = "0.1.0"
 

@@ -9,6 +9,7 @@ from og.spec import (
     EncoderSpec,
     FusionSpec,
     LLMSpec,
+    PRESETS,
     ModelSpec,
     PositionSpec,
     ProjectorSpec,
@@ -25,7 +26,7 @@ def preset(name: str) -> ModelSpec:
 
 
 _SAM2_OG = SegmenterSpec("sam2", "2.1-large")
-PRESETS: dict[str, ModelSpec] = {
+PRESETS.update({
     "llava-1.5": ModelSpec(
         EncoderSpec("clip", "l336"), SegmenterSpec("none"), FusionSpec("patches"),
         PositionSpec("none"), ProjectorSpec("mlp2x_gelu"), LLMSpec("hf", "vicuna-7b"),
@@ -50,4 +51,4 @@ PRESETS: dict[str, ModelSpec] = {
         EncoderSpec("clip", "tiny"), SegmenterSpec("slic", options=(("n_segments", 16),)),
         FusionSpec("masktoken"), PositionSpec("none"), ProjectorSpec("mlp2x_gelu"), LLMSpec("tiny-llama"),
     ),
-}
+})

@@ -112,6 +112,10 @@ PARTS: tuple[tuple[str, type[ComponentSpec]], ...] = (
 )
 
 
+# Named variants: filled by og.presets (which imports this module, never the reverse).
+PRESETS: dict[str, ModelSpec] = {}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A whole variant: encoder + segmenter + fusion + position + projector + llm."""
@@ -175,9 +179,6 @@ class ModelSpec:
         return json.dumps(self.to_dict(), indent=2)
 
 
-# the named variants live in og/presets.py; imported last because they are built from the classes above
-from og.presets import PRESETS, preset  # noqa: E402
-
 __all__ = ["PARTS", "PRESETS", "ComponentSpec", "EncoderSpec", "FusionSpec", "LLMSpec", "ModelSpec", "PositionSpec",
            "ProjectorSpec", "SegmenterSpec", "SpecError", "Value", "coerce_value",
-           "format_value", "parse_value", "preset", "split_top"]
+           "format_value", "parse_value", "split_top"]

@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from og.spec import PRESETS, EncoderSpec, FusionSpec, ModelSpec, SegmenterSpec, SpecError, preset
+from og.presets import preset
+from og.spec import PRESETS, EncoderSpec, FusionSpec, ModelSpec, SegmenterSpec, SpecError
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -14,7 +14,7 @@ from og.data.tokenizer import train_tokenizer
 from og.masks.masks import Masks
 from og.masks.store import MaskStore
 from og.model.factory import build, load, save
-from og.spec import preset
+from og.presets import preset
 
 QUESTION = "what is in the image ?"
 

@@ -3,10 +3,10 @@
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from og.data.shapes_dataset import ShapesDataset
-from og.data.shapes_io import read_texts, write_shapes
-from og.data.shapes_scene import ShapesConfig
-from og.data.shapes_text import vocabulary_text
+from og.data.shapes.dataset import ShapesDataset
+from og.data.shapes.io import read_texts, write_shapes
+from og.data.shapes.scene import ShapesConfig
+from og.data.shapes.text import vocabulary_text
 from og.data.tokenizer import ROLES, SPECIAL_TOKENS, train_tokenizer
 
 CONVERSATION = [

@@ -12,7 +12,8 @@ from PIL import Image
 from og.data.tokenizer import train_tokenizer
 from og.masks.masks import Masks
 from og.model.factory import build
-from og.spec import ModelSpec, preset
+from og.presets import preset
+from og.spec import ModelSpec
 
 WORDS = ["what is in the image ? describe it . a red circle left of a blue square , the green triangle is "
          "above the yellow star . how many shapes are there ? one two three four yes no"]

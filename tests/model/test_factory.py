@@ -12,7 +12,8 @@ import torch
 import og
 from og.model.factory import build, check_installed, default_template, load, save
 from og.model.sources import LazySegmenter
-from og.spec import ModelSpec, preset
+from og.presets import preset
+from og.spec import ModelSpec
 
 
 def test_build_from_a_preset_name_and_the_og_entry_points(tokenizer, tmp_path):

@@ -21,7 +21,7 @@ from typing import Any
 from PIL import Image
 from transformers import TrainerCallback
 
-from og.ablate_grid import AblationData, Schedule, Variant, ensure_store, grid, parse_vary, slug
+from og.experiments.ablate_grid import AblationData, Schedule, Variant, ensure_store, grid, parse_vary, slug
 from og.spec import SegmenterSpec
 
 log = logging.getLogger(__name__)

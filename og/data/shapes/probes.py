@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from og.data.shapes_scene import Scene
-from og.data.shapes_text import PROBE_CAPTION_PROMPT, ask, caption, join_items
+from og.data.shapes.scene import Scene
+from og.data.shapes.text import PROBE_CAPTION_PROMPT, ask, caption, join_items
 
 PROBE_TYPES = ("attribute", "binding", "relation", "replace", "order")
 _CAPTION_ITEM = re.compile(r"a (\w+) (\w+) (\w+)")

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from og.ablate import grid, parse_vary
-from og.spec import preset
+from og.experiments.ablate import grid, parse_vary
+from og.presets import preset
 
 
 def test_parse_vary():
@@ -71,7 +71,7 @@ def test_ablate_cli_without_data_names_the_missing_options(tmp_path):
 
 
 def test_chance_levels_follow_the_option_counts():
-    from og.ablate_report import chance_levels
+    from og.experiments.ablate_report import chance_levels
 
     rows = [{"type": "order", "options": list("abcde")}, {"type": "order", "options": list("abcd")},
             {"type": "relation", "options": ["left", "right"]}]
@@ -84,7 +84,7 @@ def test_chance_levels_follow_the_option_counts():
 def test_a_finished_run_is_reused_only_for_the_same_schedule(tmp_path):
     import dataclasses
 
-    from og.ablate import AblationData, Schedule, Variant, run_one
+    from og.experiments.ablate import AblationData, Schedule, Variant, run_one
 
     schedule = Schedule()
     run_dir = tmp_path / "runs" / "v" / "seed0"

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from og.data.shapes_dataset import ShapesDataset, image_hash
-from og.data.shapes_io import ORACLE_SPEC, oracle_masks, read_texts, write_oracle_store, write_shapes
-from og.data.shapes_probes import PROBE_TYPES
-from og.data.shapes_scene import ShapesConfig
-from og.data.shapes_text import LEVELS, TEMPLATES
+from og.data.shapes.dataset import ShapesDataset, image_hash
+from og.data.shapes.io import ORACLE_SPEC, oracle_masks, read_texts, write_oracle_store, write_shapes
+from og.data.shapes.probes import PROBE_TYPES
+from og.data.shapes.scene import ShapesConfig
+from og.data.shapes.text import LEVELS, TEMPLATES
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from itertools import combinations
 
 import numpy as np
 
-from og.data.shapes_scene import Scene, ShapesConfig
+from og.data.shapes.scene import Scene, ShapesConfig
 
 ATTRS = ("size", "color", "shape")
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")

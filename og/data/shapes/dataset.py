@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from og.data.shapes_probes import PROBE_TYPES, Probe, probes
-from og.data.shapes_scene import Scene, ShapesConfig, generate_scene
-from og.data.shapes_text import CAPTION_PROMPTS, QA, QUESTION_KINDS, caption, questions
+from og.data.shapes.probes import PROBE_TYPES, Probe, probes
+from og.data.shapes.scene import Scene, ShapesConfig, generate_scene
+from og.data.shapes.text import CAPTION_PROMPTS, QA, QUESTION_KINDS, caption, questions
 from og.masks.masks import Masks
 
 SPLITS = {"train": 0, "test": 1, "val": 2}

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from og.data.shapes_dataset import ShapesDataset, ShapesItem, image_hash
-from og.data.shapes_probes import PROBE_TYPES, Probe
-from og.data.shapes_render import shape_mask, visible_masks
-from og.data.shapes_scene import ShapesConfig
-from og.data.shapes_text import QA
+from og.data.shapes.dataset import ShapesDataset, ShapesItem, image_hash
+from og.data.shapes.probes import PROBE_TYPES, Probe
+from og.data.shapes.render import shape_mask, visible_masks
+from og.data.shapes.scene import ShapesConfig
+from og.data.shapes.text import QA
 from og.masks.masks import Masks
 
 ORACLE_SPEC = "given:shapes-oracle"  # the segmenter spec id the oracle store is written under

@@ -6,7 +6,7 @@
 2. Masks: the oracle masks go into a MaskStore; SLIC superpixels are segmented into another.
 3. A word-level tokenizer trained on the generated text; a tiny random CLIP-style ViT (frozen)
    and a tiny random Llama-style LLM, both built from configs.
-4. Per variant and seed (`og.ablate`): a text-only warm-up of the random tiny LLM on the training
+4. Per variant and seed (`og.experiments.ablate`): a text-only warm-up of the random tiny LLM on the training
    conversations (it stands in for a pretrained LLM: every word and chat marker gets trained
    embeddings), stage 1 on the captions (connector + the tiny LLM), stage 2 on the questions
    (connector + LoRA), then the probes scored by option log-likelihood on the test split and
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from og.ablate import AblationData, Schedule, Variant, run_ablation
-from og.data.shapes_scene import ShapesConfig
+from og.experiments.ablate import AblationData, Schedule, Variant, run_ablation
+from og.data.shapes.scene import ShapesConfig
 from og.eval.suite import BenchRun
 from og.spec import EncoderSpec, FusionSpec, LLMSpec, ModelSpec, PositionSpec, ProjectorSpec, SegmenterSpec
 
@@ -124,8 +124,8 @@ def _claim(out: Path, identity: dict[str, Any]) -> None:
 def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 1,
                    all_variants: bool = False, on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
     """Everything above; returns {"summary", "results", "paths"}."""
-    from og.ablate import ensure_store
-    from og.ablate_report import accuracy_chart, chance_levels, examples_figure, summarize, write_json
+    from og.experiments.ablate import ensure_store
+    from og.experiments.ablate_report import accuracy_chart, chance_levels, examples_figure, summarize, write_json
     from og.masks.store import MaskStore
 
     out = Path(out)

@@ -6,11 +6,11 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from og.data.shapes_dataset import ShapesDataset
-from og.data.shapes_probes import PROBE_TYPES, parse_caption, probes
-from og.data.shapes_render import COLOR_RGB
-from og.data.shapes_scene import ShapesConfig, generate_scene
-from og.data.shapes_text import CAPTION_PROMPTS, LEVELS, NUMBERS, QUESTION_KINDS, ask, questions
+from og.data.shapes.dataset import ShapesDataset
+from og.data.shapes.probes import PROBE_TYPES, parse_caption, probes
+from og.data.shapes.render import COLOR_RGB
+from og.data.shapes.scene import ShapesConfig, generate_scene
+from og.data.shapes.text import CAPTION_PROMPTS, LEVELS, NUMBERS, QUESTION_KINDS, ask, questions
 
 CONFIGS = {
     "default": ShapesConfig(),

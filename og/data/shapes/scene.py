@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from og.data.shapes_render import BACKGROUNDS, COLOR_RGB, SHAPE_FNS, background, paint, shape_mask, visible_masks
+from og.data.shapes.render import BACKGROUNDS, COLOR_RGB, SHAPE_FNS, background, paint, shape_mask, visible_masks
 from og.masks.masks import Masks
 
 SHAPES: tuple[str, ...] = tuple(SHAPE_FNS)

@@ -18,18 +18,18 @@ On disk (`write_shapes(out_dir, n_train, n_test, seed)`)::
 Item i of a split is drawn from its own generators, seeded by (seed, split, i), so any item can
 be made alone and the splits never share a stream. Test images that equal a train image (by
 pixels) are redrawn; `meta.json` counts them. Masks come back keyed by image path (relative
-to out_dir), in the segmenter's canonical order (see `og.data.shapes_scene`).
+to out_dir), in the segmenter's canonical order (see `og.data.shapes.scene`).
 Probe questions carry no "<image>" token: the evaluator puts the image before the question, as
 the training conversations do ("<image>\\n" + question).
 """
 
 from __future__ import annotations
 
-from og.data.shapes_dataset import SPLITS, ShapesDataset, ShapesItem, image_hash
-from og.data.shapes_io import ORACLE_SPEC, ShapesFiles, oracle_masks, read_texts, write_oracle_store, write_shapes
-from og.data.shapes_probes import PROBE_TYPES, Probe, parse_caption, probes
-from og.data.shapes_scene import COLORS, SHAPES, SIZES, Scene, ShapeObject, ShapesConfig, generate_scene
-from og.data.shapes_text import QA, QUESTION_KINDS, caption, questions, vocabulary_text
+from og.data.shapes.dataset import SPLITS, ShapesDataset, ShapesItem, image_hash
+from og.data.shapes.io import ORACLE_SPEC, ShapesFiles, oracle_masks, read_texts, write_oracle_store, write_shapes
+from og.data.shapes.probes import PROBE_TYPES, Probe, parse_caption, probes
+from og.data.shapes.scene import COLORS, SHAPES, SIZES, Scene, ShapeObject, ShapesConfig, generate_scene
+from og.data.shapes.text import QA, QUESTION_KINDS, caption, questions, vocabulary_text
 
 __all__ = [
     "COLORS", "ORACLE_SPEC", "PROBE_TYPES", "QA", "QUESTION_KINDS", "SHAPES", "SIZES", "SPLITS", "Probe", "Scene",

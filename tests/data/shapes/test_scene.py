@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from og.data.shapes_render import COLOR_RGB, SHAPE_FNS, shape_mask
-from og.data.shapes_scene import ShapesConfig, generate_scene
+from og.data.shapes.render import COLOR_RGB, SHAPE_FNS, shape_mask
+from og.data.shapes.scene import ShapesConfig, generate_scene
 from og.masks.masks import Masks
 
 
