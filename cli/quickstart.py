@@ -62,7 +62,7 @@ def _progress() -> Iterator[tuple[Any, Any]]:
 
 
 def _report(outcome: dict[str, Any]) -> None:
-    from og.ablate_report import table
+    from og.experiments.ablate_report import table
 
     for split in ("test", "train"):
         if any(f"{split}/accuracy" in row for row in outcome["summary"]):
@@ -78,7 +78,7 @@ def quickstart(
     all_variants: bool = typer.Option(False, "--all", help="Also masktoken+slic, maskpool, masktoken+raster1d."),
 ) -> None:
     """The paper's experiment in miniature on synthetic shapes: patches vs object-guided tokens."""
-    from og.quickstart import run_quickstart, variants
+    from og.experiments.quickstart import run_quickstart, variants
 
     _quiet_libraries()
     if "OMP_NUM_THREADS" not in os.environ:  # the tiny models run ~3x faster on one thread than on two
@@ -120,8 +120,8 @@ def ablate(
     out: Path = typer.Option(Path("runs/ablate"), help="Output folder."),
 ) -> None:
     """Train and evaluate every combination of the varied parts; table, results.json and charts."""
-    from og.ablate import AblationData, Schedule, grid, parse_vary, run_ablation
-    from og.ablate_report import accuracy_chart, summarize, write_json
+    from og.experiments.ablate import AblationData, Schedule, grid, parse_vary, run_ablation
+    from og.experiments.ablate_report import accuracy_chart, summarize, write_json
     from og.eval.suite import BenchRun
     from og.spec import ModelSpec
 
