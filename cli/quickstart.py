@@ -120,9 +120,9 @@ def ablate(
     out: Path = typer.Option(Path("runs/ablate"), help="Output folder."),
 ) -> None:
     """Train and evaluate every combination of the varied parts; table, results.json and charts."""
+    from og.eval.suite import BenchRun
     from og.experiments.ablate import AblationData, Schedule, grid, parse_vary, run_ablation
     from og.experiments.ablate_report import accuracy_chart, summarize, write_json
-    from og.eval.suite import BenchRun
     from og.spec import ModelSpec
 
     _quiet_libraries()

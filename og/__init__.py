@@ -5,6 +5,7 @@ specs that compose them into variants (`ModelSpec`, `preset`), and the entry poi
 `og.build(spec, ...)` and `og.load(path)` (the model issue).
 """
 
+from og.presets import preset
 from og.registry import (
     ALL_REGISTRIES,
     BENCHMARKS,
@@ -17,7 +18,6 @@ from og.registry import (
     SEGMENTERS,
     Registry,
 )
-from og.presets import preset
 from og.spec import ModelSpec
 
 __version__ = "0.1.0"

@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 from og.spec import (
+    PRESETS,
     EncoderSpec,
     FusionSpec,
     LLMSpec,
-    PRESETS,
     ModelSpec,
     PositionSpec,
     ProjectorSpec,

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from og.experiments.ablate import AblationData, Schedule, Variant, run_ablation
 from og.data.shapes.scene import ShapesConfig
 from og.eval.suite import BenchRun
+from og.experiments.ablate import AblationData, Schedule, Variant, run_ablation
 from og.spec import EncoderSpec, FusionSpec, LLMSpec, ModelSpec, PositionSpec, ProjectorSpec, SegmenterSpec
 
 log = logging.getLogger(__name__)
