@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs og and everything its tests and the quickstart need into ./.venv (idempotent).
 # torch/torchvision first (the pair that works here), then sam2 built against that torch
-# without an isolated build (which would download another torch), then og itself.
+# without an isolated build (which would download another torch), then og itself with its dev and
+# lmms extras (lmms-eval, about a minute more: the lmms-eval adapter is tested on every run).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -14,5 +15,7 @@ fi
 if ! .venv/bin/python -c "import sam2" 2>/dev/null; then
   SAM2_BUILD_CUDA=0 $PIP install -q --no-build-isolation "sam2==1.1.0" 2>&1 | grep -v "is ignored" || true
 fi
-$PIP install -q -e ".[dev]" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -c "import og, torch, torchvision, sam2, transformers; print('og', og.__version__, 'installed; torch', torch.__version__)"
+$PIP install -q -e ".[dev,lmms]" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -c "import og, torch, torchvision, sam2, transformers, importlib.util as u
+assert u.find_spec('lmms_eval'), 'lmms-eval did not install: see the pip output above'
+print('og', og.__version__, 'installed; torch', torch.__version__)"
