@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from og.eval.base import LETTERS, BenchmarkFormatError
+from og.eval.base import LETTERS, BenchmarkFormatError, Item
 from og.eval.benchmarks.aro import ARO, SYMMETRIC_RELATIONS
 from og.eval.mask_source import MaskSource, crop_masks
 from og.eval.runner import evaluate, load_image
@@ -52,7 +52,9 @@ def test_scores(tmp_path, image_writer, scripted):
     s = run["scores"]
     assert s["vg_relation"] == pytest.approx(75.0)  # on 1/2, to the left of 1/1; "next to" excluded
     assert s["vg_relation/micro"] == pytest.approx(50.0) and s["vg_relation/relations"] == 2
-    assert s["vg_attribution"] == pytest.approx(50.0)  # red_blue 2/2, big_small 0/1
+    assert s["vg_attribution"] is None and s["vg_attribution/pairs_kept"] == 0  # no pair has 25 items
+    assert s["vg_attribution/unfiltered_macro"] == pytest.approx(50.0)  # red_blue 2/2, big_small 0/1
+    assert s["vg_attribution/pairs"] == 2
     assert s["vg_attribution/micro"] == pytest.approx(200 / 3)
     assert s["coco_order"] == pytest.approx(50.0)
     assert "flickr30k_order" not in s
@@ -99,3 +101,18 @@ def test_missing_and_bad_files(tmp_path):
         ARO().read(tmp_path, subsets="coco_order")
     with pytest.raises(ValueError, match="unknown subset 'vgr'"):
         ARO().read(tmp_path, subsets="vgr")
+
+
+def test_vg_attribution_skips_pairs_under_25_items_as_aro_does():
+    """The issue's example: 30 right items of one pair and 1 wrong item of a rare pair."""
+    def item(n, pair):
+        return Item(id=f"vg_attribution/{n}", image="x.jpg", question="q", options=["a", "b"], answer=0,
+                    fields={"subset": "vg_attribution", "group": pair})
+
+    items = [item(n, "red_blue") for n in range(30)] + [item(30, "furry_striped")]
+    predictions = {it.id: 0 if it.fields["group"] == "red_blue" else 1 for it in items}
+    s = ARO().score(items, predictions)
+    assert s["vg_attribution"] == pytest.approx(100.0)  # official: the rare pair is skipped
+    assert s["vg_attribution/unfiltered_macro"] == pytest.approx(50.0)
+    assert s["vg_attribution/pairs_kept"] == 1 and s["vg_attribution/pairs"] == 2
+    assert s["vg_attribution/micro"] == pytest.approx(100 * 30 / 31)
