@@ -71,11 +71,28 @@ def _report(outcome: dict[str, Any]) -> None:
         _console().print(f"{name}: {path}")
 
 
+def _frontier(out: Path, fast: bool, seeds: int) -> None:
+    """`og quickstart --frontier`: the sweep on the quickstart's data; its table, frontier.json and chart."""
+    from og.experiments.frontier import SWEEP, run_frontier
+    from og.experiments.frontier_report import frontier_table
+
+    _console().print(f"[bold]og quickstart --frontier[/] -> {out / 'frontier'}  {len(SWEEP)} sweep entries; "
+                     f"seeds: {seeds}{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
+    with _progress() as (on_step, on_done):
+        outcome = run_frontier(out, fast=fast, seeds=seeds, sweep=SWEEP, on_step=on_step, on_done=on_done,
+                               notify=lambda line: _console().print(f"[yellow]{line}"))
+    _console().print(frontier_table(outcome["rows"]))
+    for name, path in outcome["paths"].items():
+        _console().print(f"{name}: {path}")
+
+
 def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), help="Output folder (data, masks, runs, charts)."),
     fast: bool = typer.Option(False, "--fast", help="A tiny run (about a minute): checks the pipeline only."),
     seeds: int = typer.Option(1, min=1, help="Seeds per variant (mean and spread in the table)."),
     all_variants: bool = typer.Option(False, "--all", help="Also masktoken+slic, maskpool, masktoken+raster1d."),
+    frontier: bool = typer.Option(False, "--frontier", help="The token-efficiency frontier instead: every fusion "
+                                  "over budgets on the same data (out/frontier: frontier.json, frontier.png)."),
 ) -> None:
     """The paper's experiment in miniature on synthetic shapes: patches vs object-guided tokens."""
     from og.experiments.quickstart import run_quickstart, variants
@@ -85,6 +102,8 @@ def quickstart(
         import torch
 
         torch.set_num_threads(1)
+    if frontier:
+        return _frontier(out, fast, seeds)
     names = ", ".join(v.label for v in variants(all_variants))
     _console().print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
                   f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")

@@ -1,0 +1,121 @@
+"""`og quickstart --frontier`: the token-efficiency frontier on the quickstart's `shapes` data.
+
+Each fusion is swept over visual-token budgets (patches; `patchpool` k = 2, 3, 4; `prune` keep
+4, 8, 16, 32 for each `by`; `masktoken` and `roialign` at max_tokens 8, 16, 32 and unbounded;
+`maskpool`). Every entry is a `Variant` of the quickstart's base spec, trained and scored
+through `run_ablation` (resumable: finished (variant, seed) runs are read back) on the data
+`prepare_data` writes (the quickstart's own, with whatever encoder it prepares). An entry whose
+fusion is not registered (or does not take the entry's switches) is skipped with a notice, so
+the sweep picks fusions up as they land. Writes `frontier/frontier.json` and
+`frontier/frontier.png` (`og.experiments.frontier_report`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from og.experiments.ablate import Variant, run_ablation
+from og.spec import ModelSpec, SpecError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One point of the sweep: a label (its run folder), a family (its line in the chart), a fusion id."""
+
+    label: str
+    family: str
+    fusion: str  # a FusionSpec id
+    masks: bool = False  # the fusion reads the oracle object masks
+
+
+def _budget(n: int | None) -> str:
+    return "all" if n is None else str(n)
+
+
+def _with_budget(fusion: str, n: int | None) -> str:
+    """`masktoken(min_one_patch=true)` + 8 -> `masktoken(min_one_patch=true,max_tokens=8)`."""
+    if n is None:
+        return fusion
+    name, _, opts = fusion.partition("(")
+    opts = opts.rstrip(")")
+    return f"{name}({opts + ',' if opts else ''}max_tokens={n})"
+
+
+BUDGETS = (8, 16, 32, None)  # visual tokens per image for the object-guided fusions (None: unbounded)
+PRUNE_BY = ("random", "norm", "cls")
+SWEEP: tuple[Entry, ...] = (
+    Entry("patches", "patches", "patches"),
+    *(Entry(f"patchpool-k{k}", "patchpool", f"patchpool(k={k})") for k in (2, 3, 4)),
+    *(Entry(f"prune-{by}-{n}", f"prune {by}", f"prune(keep={n},by={by})") for by in PRUNE_BY for n in (4, 8, 16, 32)),
+    *(Entry(f"masktoken-{_budget(n)}", "masktoken", _with_budget("masktoken(min_one_patch=true)", n), masks=True)
+      for n in BUDGETS),
+    *(Entry(f"roialign-{_budget(n)}", "roialign", _with_budget("roialign", n), masks=True) for n in BUDGETS),
+    Entry("maskpool", "maskpool", "maskpool(min_one_patch=true)", masks=True),
+)
+
+
+def frontier_variants(sweep: tuple[Entry, ...] | list[Entry], base: ModelSpec,
+                      masks: str = "oracle") -> tuple[list[tuple[Entry, Variant]], list[tuple[Entry, str]]]:
+    """The runnable (entry, variant) pairs, and the skipped entries with the one-line reason."""
+    from og.registry import FUSIONS
+
+    runnable, skipped = [], []
+    registered = FUSIONS.list()
+    for entry in sweep:
+        name = entry.fusion.partition("(")[0]
+        if name not in registered:
+            skipped.append((entry, f"fusion {name!r} is not registered"))
+            continue
+        try:
+            spec = base.replace(fusion=entry.fusion, **({} if entry.masks else {"segmenter": "none"}))
+        except SpecError as err:
+            skipped.append((entry, str(err)))
+            continue
+        runnable.append((entry, Variant(entry.label, spec, masks if entry.masks else None)))
+    return runnable, skipped
+
+
+def skip_notice(skipped: list[tuple[Entry, str]], total: int) -> str:
+    """`frontier: skipped 7 of 25 sweep entries: 3 x fusion 'patchpool' is not registered; ...`."""
+    reasons: dict[str, int] = {}
+    for _, reason in skipped:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    parts = [f"{count} x {reason}" for reason, count in reasons.items()]
+    return f"frontier: skipped {len(skipped)} of {total} sweep entries: " + "; ".join(parts)
+
+
+def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 3,
+                 sweep: tuple[Entry, ...] | list[Entry] = SWEEP, notify: Callable[[str], None] | None = None,
+                 on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
+    """Prepare the quickstart's data in `out`, run the sweep into `out/frontier`; returns
+    {"rows", "results", "skipped", "paths"}. `notify(line)` reports skipped entries (default: the log)."""
+    from og.experiments.frontier_report import frontier_chart, frontier_rows, write_frontier_json
+    from og.experiments.quickstart import BASE, SCENES, SIZES, _claim, prepare_data
+
+    out = Path(out)
+    size = SIZES["fast" if fast else "default"]
+    _claim(out, {"size": "fast" if fast else "default", **asdict(size), "scenes": asdict(SCENES)})
+    runnable, skipped = frontier_variants(sweep, BASE)
+    if skipped:
+        (notify or log.warning)(skip_notice(skipped, len(sweep)))
+    if not runnable:
+        raise ValueError(f"none of the {len(sweep)} sweep entries can run: {skip_notice(skipped, len(sweep))}")
+    data = prepare_data(out, size)
+    runs_dir = out / "frontier"
+    variants = [v for _, v in runnable]
+    results = run_ablation(variants, data, size.schedule, list(range(seeds)), runs_dir, on_done=on_done,
+                           on_step=on_step)
+    rows = frontier_rows(results, {v.label: e.family for e, v in runnable})
+    meta = {"size": "fast" if fast else "default", "schedule": asdict(size.schedule), "seeds": seeds,
+            "base": BASE.id, "tokens": "visual tokens per image, mean over the first 64 test images",
+            "sweep": [asdict(e) for e in sweep],
+            "skipped": [{"label": e.label, "fusion": e.fusion, "reason": why} for e, why in skipped]}
+    paths = {"frontier": write_frontier_json(runs_dir / "frontier.json", rows, meta),
+             "chart": frontier_chart(rows, runs_dir / "frontier.png")}
+    return {"rows": rows, "results": results, "skipped": skipped, "paths": paths}

@@ -1,0 +1,138 @@
+"""Reporting the token-efficiency frontier: one row per variant (mean visual tokens per image,
+the binding + relation + order composite and every probe type, mean ± sd over seeds), the
+Pareto front (fewest tokens, highest accuracy), `frontier.json`, a table and `frontier.png`."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from og.experiments.ablate_report import COLUMNS, SHORT, _fmt, _mean_sd, summarize  # noqa: E402
+
+COMPOSITE = ("binding", "relation", "order")  # the probe types the composite averages (per seed)
+METRICS = ("composite", *COLUMNS)  # the chart's panels: the composite, overall accuracy, each probe type
+
+
+def composite(scores: dict[str, Any]) -> float | None:
+    """The mean of the binding, relation and order accuracies of one run; None when one is missing."""
+    values = [scores.get(t) for t in COMPOSITE]
+    return None if any(v is None for v in values) else statistics.mean(values)
+
+
+def pareto_front(points: list[tuple[float, float | None]]) -> list[bool]:
+    """Per (tokens, accuracy) point: True when no other point has at most its tokens and at least its
+    accuracy with one of the two strictly better. Points without an accuracy are never on the front."""
+    order = sorted((i for i, (_, acc) in enumerate(points) if acc is not None),
+                   key=lambda i: (points[i][0], -points[i][1]))
+    on_front = [False] * len(points)
+    best, best_at = float("-inf"), None  # the highest accuracy seen at fewer or equal tokens, and where
+    for i in order:
+        tokens, acc = points[i]
+        if acc > best or (acc == best and best_at == (tokens, acc)):  # an exact twin of a front point stays
+            on_front[i] = True
+            best, best_at = acc, (tokens, acc)
+    return on_front
+
+
+def frontier_rows(results: list[dict[str, Any]], families: dict[str, str], split: str = "test") -> list[dict]:
+    """One row per variant label, in the order of `results`; `families` maps a label to its family."""
+    rows = []
+    for row in summarize(results, bench=split):
+        runs = [r for r in results if r["label"] == row["label"]]
+        per_seed = [composite(r["scores"].get(split, {})) for r in runs]
+        rows.append({
+            "label": row["label"], "family": families.get(row["label"], row["label"]), "spec": row["spec"],
+            "masks": runs[0]["masks"], "seeds": row["seeds"], "visual_tokens": row["visual_tokens"],
+            "composite": _mean_sd([v for v in per_seed if v is not None]),
+            "accuracy": {col: row.get(f"{split}/{col}", _mean_sd([])) for col in COLUMNS},
+            "train_seconds": row["train_seconds"],
+        })
+    fronts = fronts_of(rows)
+    for row in rows:
+        row["pareto"] = row["label"] in fronts["composite"]
+    return rows
+
+
+def _metric(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    return row["composite"] if metric == "composite" else row["accuracy"][metric]
+
+
+def fronts_of(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per metric: the labels on its Pareto front (mean accuracy against mean visual tokens)."""
+    fronts = {}
+    for metric in METRICS:
+        flags = pareto_front([(r["visual_tokens"], _metric(r, metric)["mean"]) for r in rows])
+        fronts[metric] = [r["label"] for r, on in zip(rows, flags, strict=True) if on]
+    return fronts
+
+
+def write_frontier_json(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
+    record = {"meta": meta, "composite_of": list(COMPOSITE), "fronts": fronts_of(rows), "variants": rows}
+    path.write_text(json.dumps(record, indent=1))
+    return path
+
+
+def frontier_table(rows: list[dict[str, Any]]) -> Table:
+    """Variants by visual tokens: the composite and every probe type (mean±sd), * on the front."""
+    tab = Table(title="frontier: test accuracy (%) against visual tokens per image, * = Pareto front "
+                "(composite = mean of binding, relation, order)", title_justify="left")
+    for name in ("variant", "tokens", "comp", *(SHORT.get(c, c) for c in COLUMNS)):
+        tab.add_column(name, justify="left" if name == "variant" else "right", no_wrap=True)
+    for row in sorted(rows, key=lambda r: r["visual_tokens"]):
+        tab.add_row(("* " if row["pareto"] else "  ") + row["label"], f"{row['visual_tokens']:.1f}",
+                    _fmt(row["composite"]), *(_fmt(row["accuracy"][c]) for c in COLUMNS))
+    return tab
+
+
+def _panel(ax: Any, rows: list[dict[str, Any]], metric: str, colours: dict[str, Any], legend: bool) -> None:
+    """Accuracy against tokens: a line per family, error bars = sd over seeds, the front as a dashed step."""
+    for family, colour in colours.items():
+        points = sorted(((r["visual_tokens"], _metric(r, metric)) for r in rows
+                         if r["family"] == family and _metric(r, metric)["mean"] is not None), key=lambda p: p[0])
+        if points:
+            ax.errorbar([t for t, _ in points], [c["mean"] for _, c in points], yerr=[c["sd"] for _, c in points],
+                        color=colour, marker="o", markersize=4, capsize=2, linewidth=1, label=family)
+    xy = [(r["visual_tokens"], _metric(r, metric)["mean"]) for r in rows]
+    on = sorted(p for p, flag in zip(xy, pareto_front(xy), strict=True) if flag)
+    if on:
+        ax.step([t for t, _ in on], [a for _, a in on], where="post", color="black", linestyle="--", linewidth=1,
+                label="Pareto front" if legend else None)
+        ax.scatter([t for t, _ in on], [a for _, a in on], s=90, facecolors="none", edgecolors="black", zorder=3)
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title(metric if metric != "composite" else f"composite ({' + '.join(COMPOSITE)})",
+                 fontsize=10 if metric == "composite" else 8)
+    if legend:
+        ax.legend(fontsize=7, loc="lower right")
+
+
+def frontier_chart(rows: list[dict[str, Any]], out: Path) -> Path:
+    """A large composite panel on the left, a small panel per probe type (and overall) on the right."""
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    cmap = plt.get_cmap("tab10" if len(families) <= 10 else "tab20")
+    colours = {family: cmap(i) for i, family in enumerate(families)}
+    small = METRICS[1:]
+    cols = (len(small) + 1) // 2
+    fig = plt.figure(figsize=(6.5 + 2.6 * cols, 6.0))
+    grid = fig.add_gridspec(2, 2 + cols)
+    big = fig.add_subplot(grid[:, :2])
+    _panel(big, rows, "composite", colours, legend=True)
+    big.set_xlabel("visual tokens per image (mean)")
+    big.set_ylabel("test accuracy (%)")
+    for k, metric in enumerate(small):
+        ax = fig.add_subplot(grid[k % 2, 2 + k // 2])
+        _panel(ax, rows, metric, colours, legend=False)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
