@@ -78,7 +78,7 @@ def run_eval(
     if missing:
         raise typer.BadParameter(f"missing {', '.join(missing)}; see `og eval --help`")
     from og.eval.og_answerer import OGAnswerer
-    from og.eval.report import results_table, write_results
+    from og.eval.report import results_table, run_warnings, write_results
     from og.eval.suite import BenchRun, mask_source_for, run_suite
 
     names = [b.strip() for b in bench.split(",") if b.strip()]
@@ -90,6 +90,8 @@ def run_eval(
     record = run_suite(answerer, runs, mode=mode, batch_size=batch_size, masks=source, limit=limit,
                        max_new_tokens=max_new_tokens, progress=True)
     path = write_results(record, out)
+    for warning in run_warnings(record):  # first: a run scored mostly on missing images must not pass unseen
+        console.print(f"[bold red]{warning}[/bold red]", soft_wrap=True)
     console.print(results_table(record))
     for name, run in record["benchmarks"].items():
         if run["notes"]:

@@ -69,7 +69,7 @@ class Benchmark:
     """Base class: `read` local files into items, `score` predictions the official way.
 
     Subclasses set `name`, `headline` (the score keys shown in tables and charts, first = main),
-    `OPTIONS` (option name -> default) and implement `_read` and `score`. After `read`,
+    `OPTIONS` (option name -> default), optionally `images_hint`, and implement `_read` and `score`. After `read`,
     `files` lists the data files read (hashed into the results) and `notes` what was applied
     (seed, corrections) so the results can report it.
     """
@@ -77,6 +77,7 @@ class Benchmark:
     name: ClassVar[str] = ""
     headline: ClassVar[tuple[str, ...]] = ("accuracy",)
     OPTIONS: ClassVar[dict[str, Any]] = {}
+    images_hint: ClassVar[str] = ""  # where this benchmark's images come from, said when many are missing
 
     def __init__(self) -> None:
         self.files: list[Path] = []

@@ -9,6 +9,22 @@ from typing import Any
 from rich.table import Table
 
 RESULTS_NAME = "results.json"
+MISSING_IMAGES_LIMIT = 0.05  # above this fraction of items without an image, a run says so first
+
+
+def missing_images_warning(bench: str, missing: int, total: int, hint: str = "") -> str | None:
+    """The warning a run prints first (and stores) when more than 5 % of its items have no image."""
+    if not total or missing / total <= MISSING_IMAGES_LIMIT:
+        return None
+    where = f"; {hint}" if hint else "; check --images / --data"
+    return (f"WARNING {bench}: {missing} of {total} items ({100 * missing / total:.1f} %) have no image and are "
+            f"scored as wrong{where}")
+
+
+def run_warnings(record: dict[str, Any]) -> list[str]:
+    """The warnings of every benchmark of a results record, in order."""
+    return [run["missing_images_warning"] for run in record["benchmarks"].values()
+            if run.get("missing_images_warning")]
 
 
 def write_results(record: dict[str, Any], out_dir: str | Path) -> Path:

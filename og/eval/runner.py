@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from og.eval.answer import Answerer, answer_batch, check_mode, query_for
 from og.eval.base import Benchmark, Item
 from og.eval.mask_source import MaskSource, MissingMasksError, crop_masks
+from og.eval.report import missing_images_warning
 from og.eval.tables import sha256_file
 
 
@@ -92,6 +93,7 @@ def evaluate(benchmark: Benchmark, items: list[Item], answerer: Answerer, mode: 
         "n_items": len(items),
         "missing_images": len(lost),
         "missing_image_ids": lost,
+        "missing_images_warning": missing_images_warning(benchmark.name, len(lost), len(items), benchmark.images_hint),
         "unanswered": len(unanswered),
         "notes": benchmark.notes,
         "data_files": {str(p): sha256_file(p) for p in benchmark.files},
@@ -116,5 +118,6 @@ def results_record(runs: list[dict[str, Any]], answerer: Answerer, mode: str, ba
         "likelihood": "summed log-likelihood of the option text" if mode == "likelihood" else None,
         "masks": masks.describe() if masks is not None and answerer.needs_masks else None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "warnings": [run["missing_images_warning"] for run in runs if run.get("missing_images_warning")],
         **extra, "benchmarks": {run["benchmark"]: run for run in runs},
     }

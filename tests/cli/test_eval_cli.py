@@ -75,6 +75,12 @@ def test_eval_writes_results_and_prints_table(workspace):
     assert len(next(iter(mmvp["data_files"].values()))) == 64
     assert all("output" in p for p in mmvp["predictions"])
     assert "pair_accuracy" in result.output and "1 of 3 images missing" in result.output
+    # 1 of 3 shapes items without an image (> 5 %): the first line of the summary, and in results.json
+    warning = "WARNING shapes: 1 of 3 items (33.3 %) have no image and are scored as wrong"
+    assert record["warnings"][0].startswith(warning) and mmvp["missing_images_warning"] is None
+    lines = result.output.splitlines()
+    first = next(n for n, line in enumerate(lines) if line.startswith(warning))
+    assert first < min(n for n, line in enumerate(lines) if "tiny-llama" in line or "pair_accuracy" in line)
 
 
 def test_eval_likelihood_limit_and_compare(workspace):

@@ -9,6 +9,7 @@ import torch
 
 from og.eval.benchmarks.shapes import Shapes
 from og.eval.mask_source import MaskSource
+from og.eval.report import missing_images_warning
 from og.eval.runner import evaluate, run_items
 from og.eval.suite import BenchRun, run_suite
 from og.masks.masks import Masks
@@ -74,6 +75,20 @@ def test_missing_images_are_listed_and_wrong(tmp_path, image_writer, scripted):
     assert run["missing_image_ids"] == lost and run["missing_images"] == len(lost) == 2
     assert run["scores"]["accuracy"] == pytest.approx(100 * (len(items) - 2) / len(items))
     assert all(p["missing_image"] for p in run["predictions"] if p["id"] in lost)
+    assert run["missing_images_warning"].startswith("WARNING shapes: 2 of 7 items (28.6 %) have no image")
+
+
+def test_more_than_5_percent_missing_images_is_a_warning(tmp_path, image_writer, scripted):
+    assert missing_images_warning("b", 1, 20) is None and missing_images_warning("b", 0, 0) is None  # 5 %: not above
+    assert missing_images_warning("b", 2, 20, "rebuild img/").endswith("(10.0 %) have no image and are scored as "
+                                                                       "wrong; rebuild img/")
+    root = shapes_data(tmp_path / "s", image_writer, n=24)  # 6 items per image
+    record = run_suite(scripted({}), [BenchRun("shapes", root)])
+    assert record["warnings"] == [] and record["benchmarks"]["shapes"]["missing_images_warning"] is None
+    (root / "img" / "3.png").unlink()
+    record = run_suite(scripted({}), [BenchRun("shapes", root)])
+    assert record["warnings"] == [record["benchmarks"]["shapes"]["missing_images_warning"]]
+    assert record["warnings"][0].startswith("WARNING shapes: 6 of 24 items (25.0 %)")
 
 
 def test_suite_record(tmp_path, image_writer, scripted):

@@ -46,6 +46,7 @@ class CVBench(Benchmark):
     """CV-Bench: overall = ((ADE20K + COCO)/2 + Omni3D)/2, with 2-D, 3-D, per-source and per-task accuracy."""
 
     name = "cvbench"
+    images_hint = "CV-Bench's current release ships no img/ folder: rebuild it with the dataset's build_img.py"
     headline = ("overall", "2d", "3d")
     OPTIONS: dict[str, Any] = {}
 
