@@ -60,7 +60,7 @@ class FusionSpec(ComponentSpec):
     threshold: float = 0.5  # patch belongs to a mask when its coverage >= threshold
     order: str = "segmenter"  # mask order: as the segmenter ranked them, by area, or raster
     downsampler: str = "area"  # mask -> patch grid: "area" (2-D) or "raster1d" (published)
-    max_tokens: int | None = None  # visual-token budget per image; None = the patch count
+    max_tokens: int | None = None  # visual tokens per image, everything included; None = unbounded (published)
     min_one_patch: bool = False  # a mask covering no patch keeps its best-covered patch
     registry: ClassVar[Registry] = FUSIONS
 

@@ -1,29 +1,35 @@
 """Which masks an image keeps, and in what order: the shared part of every fusion's layout plan.
 
-`plan_layout(spec, coverage, grid, scores)` (processor side, CPU) asks the spec's fusion class
-for its layout; the mask-based fusions all start from `select_masks`:
+`plan_layout(spec, coverage, grid, scores, key)` (processor side, CPU) asks the spec's fusion
+class for its layout; the mask-based fusions (`masktoken`, `maskpool`, `roialign`) all start
+from `select_masks`:
 
 1. Membership: patch p belongs to mask m under the spec's downsampler rule (`area`: coverage
    >= threshold). A mask with no member patch is dropped and counted (`n_empty`); with
    `min_one_patch` it keeps its best-covered patch instead (a mask whose coverage is zero
    everywhere, e.g. cropped away, is still dropped).
-2. Filler (`filler=true`): one more mask of the patches that no surviving mask covers, placed
-   last. No surviving mask at all -> the fallback: a single group of every patch (whatever
-   `filler` says), so the image is always seen.
-3. Token budget, the same for every image whatever its batch-mates: `max_tokens` (None -> the
-   grid's patch count h*w) bounds the PATCH tokens of the mask groups: the patch features copied
-   into `masktoken` groups (a patch shared by two masks counts twice) or `maskpool`'s pooled
-   tokens (one each), the filler included. The begin-of-mask token of each kept group and the
-   global view (1 token for `mean`, h*w for `all`) come on top and are never dropped; so a
-   partition of the image (SLIC, a grid) always fits the default budget, and an image has at
-   most global + max_tokens + (kept groups) <= global + 2 * max_tokens tokens. The no-mask
-   fallback is always kept (it exceeds the budget only when max_tokens < h*w). Policy: the
-   filler first (it is the rest of the image), then the masks in priority order (highest
-   score, then largest coverage area, then the given index), each kept if its patch tokens
-   still fit, else dropped and counted (`n_over_budget`); smaller masks later in priority may
-   still fit.
-4. Order of the kept masks (`order`): `segmenter` (as given), `area` (largest coverage first),
+2. Token budget. `max_tokens=None` (the default, and the published OG-LLaVA behaviour) is
+   unbounded: every non-empty mask is kept. A set `max_tokens` is the number of visual tokens
+   the image contributes, everything included, and means the same for every fusion: the global
+   view (1 token for `mean`, h*w for `all`), each kept group's begin-of-mask token, its patch
+   copies (`masktoken`: a patch shared by two masks counts twice), pooled tokens (`maskpool`)
+   or roi cells (`roialign`), and the filler. Policy (deterministic, per image, whatever its
+   batch-mates): the masks in priority order (highest score, then largest coverage area, then
+   the given index), each kept if the image's total with it still fits, else dropped and
+   counted (`n_over_budget`); smaller masks later in priority may still fit. A global view
+   larger than the budget is an error.
+3. Filler (`filler=true`): one more group of the patches no KEPT mask covers, placed last. It
+   is computed after the budget, and its tokens are reserved while masks are kept, so a
+   patch of a dropped mask is never left unseen. A budget smaller than the smallest layout
+   that shows every patch (global view + one group of all patches) is an error.
+4. No surviving mask: the fallback, one group of every patch (whatever `filler` says), so the
+   image is always seen; it is the one layout that may exceed a budget (flagged `fallback`).
+5. Order of the kept masks (`order`): `segmenter` (as given), `area` (largest coverage first),
    `raster` (by first covered patch in raster order); ties by the given index.
+
+Counted per image (TokenLayout fields): `n_masks_in`, `n_empty`, `n_over_budget` and
+`n_uncovered`, the patches that no kept group and no global patch token shows (a patch outside
+every mask reaches the LLM only through the mean token, if at all).
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ from og.fusion.layout import TokenLayout
 from og.registry import DOWNSAMPLERS, FUSIONS
 from og.spec import FusionSpec
 
+GLOBAL_TOKENS = {"mean": lambda n: 1, "all": lambda n: n, "none": lambda n: 0}  # view -> tokens for n patches
+Cost = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (member (K, N) bool, weight (K, N)) -> (K,) tokens
+
 
 @dataclass
 class Selection:
@@ -49,7 +58,13 @@ class Selection:
     n_in: int
     n_empty: int
     n_over_budget: int
+    n_uncovered: int
     fallback: bool
+
+    def counts(self) -> dict:
+        """The TokenLayout fields this selection fills."""
+        return {"masks": self.ids, "n_masks_in": self.n_in, "n_empty": self.n_empty,
+                "n_over_budget": self.n_over_budget, "n_uncovered": self.n_uncovered, "fallback": self.fallback}
 
 
 def check_coverage(coverage: torch.Tensor | np.ndarray | None, grid: tuple[int, int]) -> torch.Tensor:
@@ -64,6 +79,22 @@ def check_coverage(coverage: torch.Tensor | np.ndarray | None, grid: tuple[int, 
     return coverage.detach().to("cpu", torch.float32).reshape(coverage.shape[0], h * w)  # (M, N)
 
 
+def global_tokens(spec: FusionSpec, n: int) -> int:
+    """Tokens of the global view for n patches; checked against the budget."""
+    g = GLOBAL_TOKENS[spec.global_view](n)
+    if spec.max_tokens is not None and g > spec.max_tokens:
+        raise ValueError(f"fusion {spec.id!r}: the global view {spec.global_view!r} alone is {g} tokens, over "
+                         f"max_tokens={spec.max_tokens}; raise max_tokens or use global_view=mean|none")
+    return g
+
+
+def check_fixed_count(spec: FusionSpec, tokens: int, what: str) -> None:
+    """A fusion with a fixed token count refuses a smaller budget."""
+    if spec.max_tokens is not None and tokens > spec.max_tokens:
+        raise ValueError(f"fusion {spec.id!r} always gives {tokens} tokens ({what}) but max_tokens="
+                         f"{spec.max_tokens} is smaller: unset max_tokens or lower the fusion's own count")
+
+
 def _stable_order(*keys: torch.Tensor) -> torch.Tensor:
     """Indices sorting by keys[0] ascending, then keys[1], ... (ties by position)."""
     idx = torch.arange(len(keys[0]))
@@ -72,14 +103,51 @@ def _stable_order(*keys: torch.Tensor) -> torch.Tensor:
     return idx
 
 
-def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
-                 scores: torch.Tensor | None, cost: Callable[[int], int]) -> Selection:
-    """Membership, dropping, filler, budget and order (see the module docstring).
+def _scores(scores: torch.Tensor | None, m: int) -> torch.Tensor:
+    if scores is None:
+        return torch.zeros(m)
+    score = torch.as_tensor(scores, dtype=torch.float32).reshape(-1).cpu()
+    if score.numel() != m:
+        raise ValueError(f"{score.numel()} scores for {m} masks; give one score per mask")
+    return score
 
-    `cost(n_patches)` is the number of budgeted tokens a group of `n_patches` patches takes.
+
+def _keep_within_budget(spec: FusionSpec, member: torch.Tensor, cov: torch.Tensor, prio: torch.Tensor,
+                        cost: Cost, fixed: int) -> list[int]:
+    """The masks of `prio` kept, in priority order, while the image's total fits (filler reserved)."""
+    if spec.max_tokens is None:
+        return prio.tolist()
+    n = member.shape[1]
+    costs = cost(member[prio], cov[prio] * member[prio]).tolist()  # (C,)
+    covered = torch.zeros(n, dtype=torch.bool)  # (N,)
+    total, kept = fixed, []
+    for mask_id, c in zip(prio.tolist(), costs, strict=True):
+        now = covered | member[mask_id]  # (N,)
+        rest = ~now  # (N,) the filler if this mask is kept
+        filler = int(cost(rest[None], rest[None].float())[0]) if spec.filler and bool(rest.any()) else 0
+        if total + c + filler <= spec.max_tokens:
+            kept.append(mask_id)
+            covered, total = now, total + c
+    return kept
+
+
+def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
+                 scores: torch.Tensor | None, cost: Cost) -> Selection:
+    """Membership, dropping, budget, filler and order (see the module docstring).
+
+    `cost(member (K, N) bool, weight (K, N) float)` gives the tokens each group takes, its
+    begin-of-mask token included.
     """
     cov = check_coverage(coverage, grid)  # (M, N)
     m, n = cov.shape
+    fixed = global_tokens(spec, n)
+    everything = torch.ones(1, n, dtype=torch.bool)  # (1, N)
+    if spec.filler and spec.max_tokens is not None:
+        least = fixed + int(cost(everything, everything.float())[0])
+        if least > spec.max_tokens:
+            raise ValueError(f"fusion {spec.id!r}: filler=true shows every patch, which takes at least {least} "
+                             f"tokens on a {grid[0]}x{grid[1]} grid, over max_tokens={spec.max_tokens}; raise "
+                             "max_tokens or set filler=false")
     member = DOWNSAMPLERS.get(spec.downsampler).member(cov, spec.threshold).clone()  # (M, N)
     counts = member.sum(1)  # (M,)
     if spec.min_one_patch:
@@ -88,41 +156,31 @@ def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[in
         counts = member.sum(1)
     cand = torch.nonzero(counts > 0).squeeze(1)  # (C,) surviving mask indices
     area = cov.sum(1)  # (M,) coverage mass, in patches
-    if scores is None:
-        score = torch.zeros(m)
-    else:
-        score = torch.as_tensor(scores, dtype=torch.float32).reshape(-1).cpu()
-        if score.numel() != m:
-            raise ValueError(f"{score.numel()} scores for {m} masks; give one score per mask")
-    fallback = cand.numel() == 0
-    uncovered = ~member[cand].any(0)  # (N,) all True when no mask survives
-    budget = spec.max_tokens if spec.max_tokens is not None else n
-    use_filler = fallback or (spec.filler and bool(uncovered.any()))
-    if use_filler and not fallback:
-        filler_cost = cost(int(uncovered.sum()))
-        use_filler = filler_cost <= budget
-        budget -= filler_cost if use_filler else 0
+    score = _scores(scores, m)
     prio = cand[_stable_order(-score[cand], -area[cand])]  # (C,) priority order
-    kept: list[int] = []
-    for mask_id, c in zip(prio.tolist(), counts[prio].tolist(), strict=True):
-        if cost(c) <= budget:
-            kept.append(mask_id)
-            budget -= cost(c)
+    kept = _keep_within_budget(spec, member, cov, prio, cost, fixed)
     keep = torch.tensor(sorted(kept), dtype=torch.long)  # (K,) given order
     first = member[keep].float().argmax(1)  # (K,) first covered patch
     order_keys = {"segmenter": (keep,), "area": (-area[keep], keep), "raster": (first, keep)}[spec.order]
     keep = keep[_stable_order(*order_keys)]
     rows, weights, ids = [member[keep]], [cov[keep]], keep.tolist()
-    if use_filler:
+    uncovered = ~member[keep].any(0)  # (N,) all True when nothing is kept
+    fallback = cand.numel() == 0
+    if (fallback or spec.filler) and bool(uncovered.any()):
         rows.append(uncovered[None])
         weights.append(uncovered[None].float())
         ids.append(m)
+    shown = torch.cat(rows).any(0)  # (N,)
+    n_uncovered = 0 if spec.global_view == "all" else int((~shown).sum())
     return Selection(member=torch.cat(rows), weight=torch.cat(weights) * torch.cat(rows), ids=tuple(ids),
                      n_in=m, n_empty=m - cand.numel(), n_over_budget=cand.numel() - len(kept),
-                     fallback=fallback)
+                     n_uncovered=n_uncovered, fallback=fallback)
 
 
 def plan_layout(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
-                scores: torch.Tensor | None = None) -> TokenLayout:
-    """The token layout of one image for the spec's fusion (CPU; see the module docstring)."""
-    return FUSIONS.get(spec.name).plan(spec, coverage, (int(grid[0]), int(grid[1])), scores)
+                scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
+    """The token layout of one image for the spec's fusion (CPU; see the module docstring).
+
+    `key` names the image (its mask-store key, or a digest of its pixels): fusions that draw at
+    random (`prune(by=random)`) seed on it, so an image gets the same tokens in every run."""
+    return FUSIONS.get(spec.name).plan(spec, coverage, (int(grid[0]), int(grid[1])), scores, key=key)

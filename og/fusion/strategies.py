@@ -1,8 +1,8 @@
 """Fusion strategies (FUSIONS): encoder patch features + a packed layout -> the visual tokens.
 
 Each strategy is an `nn.Module` built as ``FUSIONS.get(name)(spec, dim, grid)`` with a
-classmethod ``plan(spec, coverage, grid, scores) -> TokenLayout`` (CPU, processor side; see
-`og.fusion.plan`) and one shared forward over the whole batch:
+classmethod ``plan(spec, coverage, grid, scores, key="") -> TokenLayout`` (CPU, processor side;
+see `og.fusion.plan`) and one shared forward over the whole batch:
 
     features (B, h*w, D) --one index_select--> (ΣT, D), then the few special rows are written
     in place: global means (one dense mean over patches), begin-of-mask vectors, pooled tokens
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from og.fusion.layout import BOM, GLOBAL_MEAN, GLOBAL_PATCH, PATCH, POOLED, PackedLayout, TokenLayout
-from og.fusion.plan import Selection, select_masks
+from og.fusion.plan import Selection, check_fixed_count, select_masks
 from og.registry import FUSIONS
 from og.spec import FusionSpec
 
@@ -43,6 +43,11 @@ def _with_rowcol(part: dict[str, torch.Tensor], w: int) -> dict[str, torch.Tenso
     return part
 
 
+def one_each(member: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Cost of groups that take one token each (K,)."""
+    return torch.ones(member.shape[0], dtype=torch.long)
+
+
 def global_part(view: str, grid: tuple[int, int]) -> dict[str, torch.Tensor]:
     """The global view's tokens: one mean token, every patch (one rope group), or nothing."""
     n = {"mean": 1, "all": grid[0] * grid[1], "none": 0}[view]
@@ -58,9 +63,7 @@ def global_part(view: str, grid: tuple[int, int]) -> dict[str, torch.Tensor]:
 def _layout(grid: tuple[int, int], parts: list[dict[str, torch.Tensor]], sel: Selection | None,
             **pool: torch.Tensor) -> TokenLayout:
     cat = {k: torch.cat([p[k] for p in parts]) for k in _KEYS}
-    info = {} if sel is None else {"masks": sel.ids, "n_masks_in": sel.n_in, "n_empty": sel.n_empty,
-                                   "n_over_budget": sel.n_over_budget, "fallback": sel.fallback}
-    return TokenLayout(grid=grid, **cat, **pool, **info)
+    return TokenLayout(grid=grid, **cat, **pool, **({} if sel is None else sel.counts()))
 
 
 class Fusion(nn.Module):
@@ -71,9 +74,12 @@ class Fusion(nn.Module):
         self.spec, self.dim, self.grid = spec, int(dim), (int(grid[0]), int(grid[1]))
         self.register_parameter("bom", None)  # (1, D) begin-of-mask vector where a fusion has one
 
+    needs_cls_attention = False  # True: forward takes the encoder's CLS attention (B, h*w)
+    uses_key = False  # True: plan draws at random, seeded by the image key
+
     @classmethod
     def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
-             scores: torch.Tensor | None = None) -> TokenLayout:
+             scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
         raise NotImplementedError
 
     def forward(self, features: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
@@ -109,11 +115,9 @@ class PatchesFusion(Fusion):
 
     @classmethod
     def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
-             scores: torch.Tensor | None = None) -> TokenLayout:
+             scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
         n = grid[0] * grid[1]
-        if spec.max_tokens is not None and spec.max_tokens < n:
-            raise ValueError(f"fusion 'patches' always gives h*w={n} tokens; max_tokens={spec.max_tokens} "
-                             "is smaller: unset max_tokens or use a mask fusion")
+        check_fixed_count(spec, n, "h*w patches")
         part = _with_rowcol({"kind": _full(n, GLOBAL_PATCH), "patch": torch.arange(n), "mask": _full(n, -1),
                              "segment": _full(n, 0), "group": torch.arange(n)}, grid[1])
         m = 0 if coverage is None else int(coverage.shape[0])
@@ -131,9 +135,9 @@ class MaskTokenFusion(Fusion):
 
     @classmethod
     def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
-             scores: torch.Tensor | None = None) -> TokenLayout:
+             scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
         b = int(spec.bom_token)
-        sel = select_masks(spec, coverage, grid, scores, cost=lambda c: c)  # begin-of-mask tokens on top
+        sel = select_masks(spec, coverage, grid, scores, cost=lambda member, _: member.sum(1) + b)
         head = global_part(spec.global_view, grid)
         sizes = sel.member.sum(1) + b  # (K,) tokens per group
         tok_group = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # (L,)
@@ -153,8 +157,8 @@ class MaskPoolFusion(Fusion):
 
     @classmethod
     def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
-             scores: torch.Tensor | None = None) -> TokenLayout:
-        sel = select_masks(spec, coverage, grid, scores, cost=lambda c: 1)
+             scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
+        sel = select_masks(spec, coverage, grid, scores, cost=one_each)
         head = global_part(spec.global_view, grid)
         g, k = len(head["kind"]), len(sel.ids)
         weight = sel.weight / sel.weight.sum(1, keepdim=True)  # (K, N) each row sums to 1

@@ -26,7 +26,9 @@ def random_coverage(m: int, seed: int) -> torch.Tensor:
 
 
 def naive_groups(spec: FusionSpec, cov: torch.Tensor, scores, cost):
-    """The documented policy with plain loops: [(mask id, [patches])], n_empty, n_over_budget."""
+    """The documented policy with plain loops: [(mask id, [patches])], n_empty, n_over_budget, n_uncovered.
+
+    `cost(patches)` is a group's tokens (begin-of-mask included)."""
     m = cov.shape[0]
     flat = cov.reshape(m, N).tolist()
     members = []
@@ -36,25 +38,24 @@ def naive_groups(spec: FusionSpec, cov: torch.Tensor, scores, cost):
             mem = [max(range(N), key=lambda p, i=i: (flat[i][p], -p))]
         members.append(mem)
     cand = [i for i in range(m) if members[i]]
-    covered = {p for i in cand for p in members[i]}
-    budget = spec.max_tokens if spec.max_tokens is not None else N
-    filler = None
-    if not cand:
-        filler = list(range(N))
-    elif spec.filler and len(covered) < N and cost(N - len(covered)) <= budget:
-        filler = [p for p in range(N) if p not in covered]
-        budget -= cost(len(filler))
     area = [sum(row) for row in flat]
     score = [0.0] * m if scores is None else scores.tolist()
-    kept = []
+    kept, covered, total = [], set(), len(naive_global(spec))
     for i in sorted(cand, key=lambda i: (-score[i], -area[i], i)):
-        if cost(len(members[i])) <= budget:
+        now = covered | set(members[i])
+        rest = [p for p in range(N) if p not in now]
+        filler = cost(rest) if spec.filler and rest else 0
+        if spec.max_tokens is None or total + cost(members[i]) + filler <= spec.max_tokens:
             kept.append(i)
-            budget -= cost(len(members[i]))
+            covered, total = now, total + cost(members[i])
     key = {"segmenter": lambda i: i, "area": lambda i: (-area[i], i), "raster": lambda i: (members[i][0], i)}
     groups = [(i, members[i]) for i in sorted(kept, key=key[spec.order])]
-    groups += [(m, filler)] if filler is not None else []
-    return groups, m - len(cand), len(cand) - len(kept)
+    rest = [p for p in range(N) if p not in covered]
+    if (spec.filler or not cand) and rest:
+        groups.append((m, rest))
+    shown = {p for _, patches in groups for p in patches}
+    uncovered = 0 if spec.global_view == "all" else N - len(shown)
+    return groups, m - len(cand), len(cand) - len(kept), uncovered
 
 
 def naive_global(spec):
@@ -63,12 +64,12 @@ def naive_global(spec):
 
 
 def naive_masktoken(spec, cov, scores):
-    groups, n_empty, n_over = naive_groups(spec, cov, scores, lambda c: c)
+    groups, n_empty, n_over, n_unc = naive_groups(spec, cov, scores, lambda ps: len(ps) + int(spec.bom_token))
     tokens, g = naive_global(spec), int(spec.global_view != "none")
     for k, (mask_id, patches) in enumerate(groups):
         tokens += [(BOM, -1, mask_id, k + 1, k + g)] if spec.bom_token else []
         tokens += [(PATCH, p, mask_id, k + 1, k + g) for p in patches]
-    return tokens, n_empty, n_over
+    return tokens, n_empty, n_over, n_unc
 
 
 def as_tuples(lay: TokenLayout):
@@ -82,7 +83,8 @@ SPECS = [
     FusionSpec(order="raster", global_view="none", bom_token=False),
     FusionSpec(global_view="all", threshold=0.25, filler=True),
     FusionSpec(max_tokens=9),
-    FusionSpec(max_tokens=7, filler=True, order="area"),
+    FusionSpec(max_tokens=26, filler=True, order="area"),
+    FusionSpec(max_tokens=21, filler=True, global_view="none", bom_token=False),
     FusionSpec(max_tokens=12, threshold=0.75, global_view="none", min_one_patch=True),
 ]
 
@@ -94,14 +96,15 @@ def test_masktoken_layout_matches_naive_policy(spec, m):
         cov = random_coverage(m, seed)
         scores = torch.rand(m, generator=torch.Generator().manual_seed(seed + 100)) if seed % 2 else None
         lay = plan_layout(spec, cov if m else None, GRID, scores)
-        tokens, n_empty, n_over = naive_masktoken(spec, cov, scores)
+        tokens, n_empty, n_over, n_unc = naive_masktoken(spec, cov, scores)
         assert as_tuples(lay) == tokens
         assert (lay.n_empty, lay.n_over_budget, lay.n_dropped) == (n_empty, n_over, n_empty + n_over)
+        assert lay.n_uncovered == n_unc and (n_unc == 0 or not spec.filler)
+        assert spec.max_tokens is None or lay.fallback or len(lay) <= spec.max_tokens
         assert torch.equal(lay.row, torch.where(lay.patch >= 0, lay.patch // GRID[1], -1))
         assert torch.equal(lay.col, torch.where(lay.patch >= 0, lay.patch % GRID[1], -1))
         n_global = {"mean": 1, "all": N, "none": 0}[spec.global_view]
         n_patch_tokens = int((lay.kind == PATCH).sum())
-        assert n_patch_tokens <= max(spec.max_tokens or N, N if lay.fallback else 0)
         assert len(lay) == n_global + n_patch_tokens + int(spec.bom_token) * len(lay.masks)
 
 
@@ -110,10 +113,11 @@ def test_maskpool_layout_matches_naive_policy(spec):
     for seed, m in enumerate([0, 2, 5, 7]):
         cov = random_coverage(m, seed)
         lay = plan_layout(spec, cov, GRID)
-        groups, n_empty, n_over = naive_groups(spec, cov, None, lambda c: 1)
+        groups, n_empty, n_over, n_unc = naive_groups(spec, cov, None, lambda ps: 1)
         g = int(spec.global_view != "none")
         expected = naive_global(spec) + [(POOLED, -1, i, k + 1, k + g) for k, (i, _) in enumerate(groups)]
-        assert as_tuples(lay) == expected and lay.n_dropped == n_empty + n_over
+        assert as_tuples(lay) == expected and lay.n_dropped == n_empty + n_over and lay.n_uncovered == n_unc
+        assert spec.max_tokens is None or lay.fallback or len(lay) <= spec.max_tokens
         flat = cov.reshape(m, N)
         for k, (mask_id, patches) in enumerate(groups):
             sel = lay.pool_token == len(naive_global(spec)) + k
@@ -160,9 +164,13 @@ def test_filler_covers_the_rest_last():
     assert lay.masks == (0, 1, 2) and len(lay) == 1 + 3 + N
     assert lay.patch[lay.mask == 2].tolist() == [-1] + list(range(5, 15))
     assert lay.segment.max() == 3 and lay.group.tolist() == sorted(lay.group.tolist())
-    # budget 15: the filler (10 patches) comes first, then only one mask (5) fits
-    lay = plan_layout(FusionSpec(filler=True, max_tokens=15), cov, GRID)
-    assert lay.masks == (0, 2) and lay.n_over_budget == 1
+    # budget 23: mask 0 (1 + 5) fits with the filler of the other 15 patches (1 + 15); mask 1 then does
+    # not (1 + 6 + 6 + 11 = 24), and its patches go to the filler: none is left unseen
+    lay = plan_layout(FusionSpec(filler=True, max_tokens=23), cov, GRID)
+    assert lay.masks == (0, 2) and lay.n_over_budget == 1 and len(lay) == 23 and lay.n_uncovered == 0
+    assert set(lay.patch[lay.mask == 2].tolist()) >= set(range(15, 20))
+    with pytest.raises(ValueError, match="at least 22 tokens"):
+        plan_layout(FusionSpec(filler=True, max_tokens=21), cov, GRID)
 
 
 def test_partition_fits_the_default_budget():
@@ -179,20 +187,38 @@ def test_budget_keeps_global_and_priority_masks():
     cov[1, 1:3] = 1  # 10 patches
     cov[2, 3, :2] = 1  # 2 patches
     scores = torch.tensor([0.1, 0.9, 0.5])
-    lay = plan_layout(FusionSpec(max_tokens=11), cov, GRID, scores)
-    # priority 1 (10 patches) fits, 2 (2) does not, 0 (5) does not
+    lay = plan_layout(FusionSpec(max_tokens=13), cov, GRID, scores)
+    # every token counts: mean 1 + priority 1 (1 + 10) fits; 2 (1 + 2) and 0 (1 + 5) do not
     assert lay.masks == (1,) and lay.n_over_budget == 2 and lay.n_dropped == 2
-    assert lay.kind[0] == GLOBAL_MEAN and len(lay) == 1 + 1 + 10
-    lay = plan_layout(FusionSpec(max_tokens=11, global_view="all"), cov, GRID, scores)
-    assert (lay.kind == GLOBAL_PATCH).sum() == N and len(lay) == N + 11
-    lay = plan_layout(FusionSpec(max_tokens=7), cov, GRID, scores)  # 1 no longer fits; 2 and 0 do
-    assert lay.masks == (0, 2) and lay.n_over_budget == 1
+    assert lay.kind[0] == GLOBAL_MEAN and len(lay) == 1 + 1 + 10 and lay.n_uncovered == N - 10
+    lay = plan_layout(FusionSpec(max_tokens=31, global_view="all"), cov, GRID, scores)
+    assert (lay.kind == GLOBAL_PATCH).sum() == N and len(lay) == N + 11 and lay.n_uncovered == 0
+    lay = plan_layout(FusionSpec(max_tokens=10), cov, GRID, scores)  # 1 no longer fits; 2 and 0 do
+    assert lay.masks == (0, 2) and lay.n_over_budget == 1 and len(lay) == 10
+    pooled = plan_layout(FusionSpec("maskpool", max_tokens=3), cov, GRID, scores)  # mean + 2 pooled tokens
+    assert pooled.masks == (1, 2) and len(pooled) == 3 and pooled.n_over_budget == 1
+    with pytest.raises(ValueError, match="the global view 'all' alone is 20 tokens"):
+        plan_layout(FusionSpec(max_tokens=19, global_view="all"), cov, GRID)
 
 
-def test_default_budget_is_the_patch_count():
-    cov = torch.ones(30, *GRID)  # 30 full masks of 20 patches each: one fits in 20
+def test_default_budget_is_unbounded():
+    cov = torch.ones(30, *GRID)  # 30 full masks of 20 patches each: the published model keeps them all
     lay = plan_layout(FusionSpec(), cov, GRID)
-    assert lay.masks == (0,) and len(lay) == 1 + 1 + N and lay.n_over_budget == 29
+    assert lay.masks == tuple(range(30)) and len(lay) == 1 + 30 * (1 + N) and lay.n_dropped == 0
+    assert lay.n_uncovered == 0
+
+
+def test_og_llava_presets_are_unbounded_and_drop_no_sam2_mask():
+    from og.presets import preset
+
+    g = torch.Generator().manual_seed(0)
+    for name in ("og-llava", "og-llava-3b"):
+        spec = preset(name).fusion
+        assert spec.max_tokens is None
+        for m in (20, 50, 100):  # overlapping blobs, as SAM2 gives: nothing dropped but empty masks
+            cov = (torch.rand(m, *GRID, generator=g) > 0.7).float()
+            lay = plan_layout(spec, cov, GRID)
+            assert lay.n_over_budget == 0 and lay.n_dropped == int((cov.sum((1, 2)) == 0).sum())
 
 
 def test_patches_layout_and_errors():
@@ -234,4 +260,4 @@ def test_pack_maskpool_slots_and_errors():
         PackedLayout.pack([lays[0], plan_layout(spec, None, (2, 2))])
     with pytest.raises(ValueError, match="no layouts"):
         PackedLayout.pack([])
-    assert "pooled-mask" in repr(lays[0])
+    assert "pooled" in repr(lays[0])
