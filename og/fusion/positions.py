@@ -1,8 +1,12 @@
 """Position encodings of the visual tokens (POSITIONS), composable with any fusion.
 
 Built as ``POSITIONS.get(name)(spec: PositionSpec, vision_dim, text_dim, grid)``; the model calls
-``before_projector(tokens (ΣT, Dv), layout)`` and ``after_projector(tokens (ΣT, Dl), layout)``.
-Every table is created once in ``__init__`` (learned ones are parameters that train).
+the module, ``position(tokens, layout, "before")`` and ``position(tokens, layout, "after")``,
+which run ``before_projector(tokens (ΣT, Dv), layout)`` and ``after_projector(tokens (ΣT, Dl),
+layout)``. Every table is read inside the module's own forward: DeepSpeed ZeRO-3 gathers a
+module's partitioned parameters only around its forward, so a table read from outside it would
+be an empty shard there. Every table is created once in ``__init__`` (learned ones are
+parameters that train).
 
 - `none`: nothing.
 - `segment` (the paper's): a learned embedding per segment id (0 = global, 1..K = mask groups),
@@ -30,6 +34,8 @@ from og.fusion.layout import PackedLayout
 from og.registry import POSITIONS
 from og.spec import PositionSpec
 
+SIDES = {"before": "before_projector", "after": "after_projector"}  # forward's `side` -> the method it runs
+
 
 class PositionEncoding(nn.Module):
     """Base: identity on both sides."""
@@ -40,6 +46,12 @@ class PositionEncoding(nn.Module):
         super().__init__()
         self.spec, self.vision_dim, self.text_dim = spec, int(vision_dim), int(text_dim)
         self.grid = (int(grid[0]), int(grid[1]))
+
+    def forward(self, tokens: torch.Tensor, layout: PackedLayout, side: str) -> torch.Tensor:
+        """`side` "before" or "after" the projector: (ΣT, Dv) or (ΣT, Dl), same shape out."""
+        if side not in SIDES:
+            raise ValueError(f"position side {side!r}; use one of {', '.join(SIDES)}")
+        return getattr(self, SIDES[side])(tokens, layout)
 
     def before_projector(self, tokens: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
         return tokens  # (ΣT, Dv)

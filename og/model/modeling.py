@@ -19,10 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, GenerationMixin, PreTrainedModel
+from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from og.fusion.layout import PackedLayout
 from og.model.configuration import OGLlavaConfig
+from og.model.image_inputs import dummy_image, planned_layout
 from og.model.positions import grouped_position_ids, text_position_ids
 from og.registry import ENCODERS, FUSIONS, LLMS, POSITIONS, PROJECTORS
 
@@ -140,12 +142,18 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         features = self.encoder(pixel_values)  # (N, h*w, Dv)
         layout = layout.to(features.device)
         tokens = self.fusion(features, layout)  # (ΣT, Dv)
-        tokens = self.position.before_projector(tokens, layout)  # (ΣT, Dv)
+        tokens = self.position(tokens, layout, "before")  # (ΣT, Dv) through forward: ZeRO-3 gathers its tables
         tokens = self.projector(tokens)  # (ΣT, Dl)
-        tokens = self.position.after_projector(tokens, layout)  # (ΣT, Dl)
+        tokens = self.position(tokens, layout, "after")  # (ΣT, Dl)
         if copies > 1 and pixel_values.shape[0] == n:
             tokens = torch.cat([t.repeat(copies, 1) for t in tokens.split(layout.lengths.tolist())])  # (k*ΣT, Dl)
         return tokens
+
+    def _dummy_vision_pass(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """A text-only batch still runs the vision path (see `og.model.image_inputs.dummy_image`): 0."""
+        pixels, layout = dummy_image(self.config.model_spec, tuple(self.config.grid), self.encoder.image_size,
+                                     inputs_embeds.device)
+        return self.get_image_features(pixels, layout)[:0].sum().to(inputs_embeds.dtype)  # () zero, in the graph
 
     def image_token_mask(self, input_ids: torch.Tensor, n_features: int) -> torch.Tensor:
         """(B, L) placeholder mask; its count must equal the number of visual tokens."""
@@ -212,10 +220,14 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         cache = cache if cache is not None else past_key_values
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids or inputs_embeds")
-        if (pixel_values is None) != (layout is None):
-            raise ValueError("pixel_values and layout come together: the processor returns both")
+        if layout is not None and pixel_values is None:
+            raise ValueError("a layout without pixel_values: the processor returns both")
+        if pixel_values is not None and layout is None:  # the transformers-Llava call: mask-free fusions only
+            layout = planned_layout(self.config.model_spec, tuple(self.config.grid), pixel_values.shape[0])
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)  # (B, L, Dl)
+        if pixel_values is None and (self.training or is_deepspeed_zero3_enabled()):
+            inputs_embeds = inputs_embeds + self._dummy_vision_pass(inputs_embeds)  # (B, L, Dl), unchanged
         if pixel_values is not None:
             if input_ids is None:
                 raise ValueError("images need input_ids to find their <image> placeholders")

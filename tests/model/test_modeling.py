@@ -201,7 +201,7 @@ def test_token_count_mismatch_error(make_model, samples):
     with pytest.raises(ValueError, match=f"Image features and image tokens do not match: tokens: {n - 1}, "
                                          f"features: {n}"):
         model(**{**batch, "input_ids": ids})
-    with pytest.raises(ValueError, match="pixel_values and layout come together"):
+    with pytest.raises(ValueError, match="fusion 'masktoken' plans each image's tokens from its masks"):
         model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"])
 
 
