@@ -25,7 +25,8 @@ _STATED = re.compile(
 )
 
 
-def _normalize(text: str) -> str:
+def normalize(text: str) -> str:
+    """Lower case, punctuation to spaces, single spaces: what option texts are compared by."""
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
@@ -46,10 +47,10 @@ def _stated_letter(text: str, n_options: int) -> int | None:
 
 
 def _option_text(text: str, options: list[str]) -> int | None:
-    said = f" {_normalize(text)} "
-    found = [i for i, opt in enumerate(options) if _normalize(opt) and f" {_normalize(opt)} " in said]
+    said = f" {normalize(text)} "
+    found = [i for i, opt in enumerate(options) if normalize(opt) and f" {normalize(opt)} " in said]
     # drop options whose text lies inside another found option's text ("cat" inside "black cat")
-    found = [i for i in found if not any(j != i and _normalize(options[i]) in _normalize(options[j]) for j in found)]
+    found = [i for i in found if not any(j != i and normalize(options[i]) in normalize(options[j]) for j in found)]
     return found[0] if len(found) == 1 else None
 
 

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from og.eval.base import BenchmarkFormatError
-from og.eval.benchmarks.conme import ConMe, coco_filename
+from og.eval.benchmarks.conme import ConMe, coco_filename, lettered_options
 from og.eval.runner import evaluate
 
 COLUMNS = ["image", "question", "answer", "base_question", "correct_option", "incorrect_option", "question_format"]
@@ -39,7 +39,47 @@ PARTS = {
 
 def test_coco_filename():
     assert coco_filename("397133") == coco_filename(397133) == coco_filename("397133.0") == "000000397133.jpg"
-    assert coco_filename("000000000139.jpg") == "000000000139.jpg"
+    assert coco_filename("000000000139.jpg") == coco_filename("images/000000000139.jpg") == "000000000139.jpg"
+
+
+def test_published_images_prefix_resolves_under_a_coco_folder(tmp_path, image_writer):
+    """The CSVs name `images/<COCO file>`; --images may be a plain val2017 folder (or hold images/)."""
+    root = tmp_path / "conme"
+    root.mkdir()
+    (root / "replace-att.csv").write_text(",".join(COLUMNS) + "\n" + ",".join(
+        row("images/000000397133.jpg", "A", "a red car", "a blue car")) + "\n")
+    coco = image_writer(tmp_path / "val2017" / "000000397133.jpg").parent
+    items = ConMe().read(root, coco, partitions="replace-att")
+    assert items[0].image == str(coco / "000000397133.jpg")
+    assert items[0].image_key == "000000397133.jpg"  # the mask key SugarCrepe uses for the same image
+    assert ConMe().read(root, tmp_path, partitions="replace-att")[0].image == str(tmp_path / "000000397133.jpg")
+    image_writer(root / "images" / "000000397133.jpg")
+    assert ConMe().read(root, partitions="replace-att")[0].image == str(root / "images" / "000000397133.jpg")
+    assert ConMe().read(root, root, partitions="replace-att")[0].image == str(root / "images" / "000000397133.jpg")
+
+
+def test_answer_letter_is_checked_against_the_options_in_the_question(tmp_path):
+    good = row("785", "B", "a dog", "a cat")  # "A) a cat B) a dog", answer B
+    bad = good[:2] + ["A"] + good[3:]  # the answer column says A, the question lists "a dog" as B
+    unlisted = ["872", "Is it a cup or a bowl?", "A", "Q", "a cup", "a bowl", "mc"]
+    path = tmp_path / "replace-obj.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([COLUMNS, good, unlisted])
+    bench = ConMe()
+    assert len(bench.read(path)) == 2
+    assert bench.notes["answers_checked"] == 1 and bench.notes["unverified_first"] == ["replace-obj/1"]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([COLUMNS, good, bad])
+    with pytest.raises(BenchmarkFormatError, match=r"replace-obj.csv row 2: answer 'A' but the question lists the "
+                                                   r"correct option 'a dog' as B"):
+        ConMe().read(path)
+
+
+@pytest.mark.parametrize("question", ["Q? A) x y B) z", "Q?\nA. x y\nB. z\nAnswer with the letter.",
+                                      "Q? (A) x y (B) z", "Q? (a) x y (b) z", "Options: A: x y B: z"])
+def test_lettered_options(question):
+    assert lettered_options(question) == ["x y", "z"]
+    assert lettered_options("Is it A or B?") == []
 
 
 def test_read(tmp_path, image_writer):
@@ -64,9 +104,11 @@ def test_scores_per_partition_and_mean(tmp_path, image_writer, scripted):
     assert s["replace-att"] == pytest.approx(50.0)
     assert s["replace-obj"] == pytest.approx(200 / 3)
     assert s["replace-rel"] == pytest.approx(0.0)
-    assert s["mean"] == pytest.approx((50 + 200 / 3 + 0) / 3)
-    assert s["accuracy"] == pytest.approx(100 * 3 / 6)
+    assert s["mean"] == pytest.approx((50 + 200 / 3 + 0) / 3)  # per-partition mean: an extra
+    assert s["accuracy"] == pytest.approx(100 * 3 / 6)  # size-weighted over the partitions: the headline
+    assert run["headline"][0] == "accuracy" and "mean" not in run["headline"]
     assert run["unanswered"] == 1
+    assert run["notes"]["answers_checked"] == 6 and run["notes"]["answers_unverified"] == 0
 
 
 def test_partitions_option_and_missing_file(tmp_path, image_writer):
