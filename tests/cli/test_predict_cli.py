@@ -3,6 +3,8 @@ masks from a segmenter spec or a MaskStore."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -71,3 +73,51 @@ def test_predict_with_a_segmenter_option_and_a_store(saved):
     assert result.exit_code != 0 and "dog.png" in str(result.exception)
     result = CliRunner().invoke(app, base + ["--masks", str(saved / "store"), "--segmenter", "whole"])
     assert result.exit_code != 0
+
+
+def test_predict_finds_an_image_given_by_path_in_a_built_store(saved, tmp_path, monkeypatch):
+    """`og masks build --images ROOT` keys images by their path under ROOT (`test/000000.png`)."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    root = tmp_path / "data" / "images"
+    for split, size in (("test", (40, 56)), ("train", (48, 48))):  # same file name, different images
+        (root / split).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / split / "000000.png")
+    built = CliRunner().invoke(app, ["masks", "build", "--images", "data/images", "-s", "grid(k=2)", "--out", "store"])
+    assert built.exit_code == 0, built.output
+    store = MaskStore("store")
+    assert sorted(store.keys()) == ["test/000000.png", "train/000000.png"]
+    image = "data/images/test/000000.png"
+    base = ["predict", "--model", str(saved / "model"), image, QUESTION, "--max-new-tokens", "4", "--masks", "store"]
+    model, proc = load(saved / "model")
+    picture = Image.open(image).convert("RGB")
+    batch = proc([proc.prompt(f"<image>\n{QUESTION}")], [picture], masks=[store.get("test/000000.png")])
+    out = model.generate(**batch, max_new_tokens=4, do_sample=False)
+    expected = proc.decode(out[0, batch["input_ids"].shape[1]:]).strip()
+    result = CliRunner().invoke(app, base)  # the key, relative to the store's recorded image root
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == expected
+    moved = tmp_path / "elsewhere"  # the images moved: --image-root names where they are now
+    (root.parent).rename(moved)
+    args = [a if a != image else "elsewhere/images/test/000000.png" for a in base]
+    result = CliRunner().invoke(app, args + ["--image-root", "elsewhere/images"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == expected
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(moved / "images" / "test" / "000001.png")
+    args = [a if a != image else "elsewhere/images/test/000001.png" for a in base]
+    result = CliRunner().invoke(app, args + ["--image-root", "elsewhere/images"])  # really not in the store
+    assert result.exit_code != 0 and "'test/000001.png'" in str(result.exception)
+
+
+def test_store_key_without_a_recorded_root():
+    from cli.predict import store_key
+
+    class Store(set):
+        image_root = None
+
+    store = Store({"test/000000.png", "000000.png"})
+    path = Path("runs/quickstart/data/images/test/000000.png")
+    assert store_key(path, store) == "test/000000.png"  # the longest tail of the path the store holds
+    assert store_key(Path("x/y/000001.png"), store) == "000001.png"  # absent: the file name, named by the error
+    root = Path("runs/quickstart/data/images")
+    assert store_key(Path("runs/quickstart/data/images/test/000001.png"), store, root) == "test/000001.png"
