@@ -97,31 +97,30 @@ def test_frontier_json_schema_and_chart(tmp_path):
 
 
 def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
-    sweep = [Entry("patches", "patches", "patches"),
-             Entry("masktoken-8", "masktoken", "masktoken(min_one_patch=true,max_tokens=8)", masks=True),
-             Entry("later", "later", "notyetthere(k=2)")]
+    sweep = [Entry("masktoken-8", "masktoken", "masktoken(min_one_patch=true,max_tokens=8)", masks=True),
+             Entry("later", "later", "notyetthere(k=2)")]  # one trained variant keeps the test short
     notices, steps = [], []
     out = tmp_path / "qs"
     outcome = run_frontier(out, fast=True, seeds=1, sweep=sweep, notify=notices.append,
                            on_step=lambda *args: steps.append(args))
-    assert steps and len(notices) == 1 and "skipped 1 of 3" in notices[0]
+    assert steps and len(notices) == 1 and "skipped 1 of 2" in notices[0]
     record = json.loads((out / "frontier" / "frontier.json").read_text())
-    assert [v["label"] for v in record["variants"]] == ["patches", "masktoken-8"]
-    tokens = {v["label"]: v["visual_tokens"] for v in record["variants"]}
-    assert tokens["patches"] == 64 and 0 < tokens["masktoken-8"] <= 8
+    [row] = record["variants"]
+    assert row["label"] == "masktoken-8" and row["masks"] == "oracle" and "max_tokens=8" in row["spec"]
+    assert 0 < row["visual_tokens"] <= 8  # the budget: visual tokens per image
+    assert 0 <= row["composite"]["mean"] <= 100 and row["pareto"] and record["fronts"]["composite"] == ["masktoken-8"]
     assert record["meta"]["skipped"][0]["label"] == "later"
-    assert all(0 <= v["composite"]["mean"] <= 100 for v in record["variants"])
     assert (out / "frontier" / "frontier.png").stat().st_size > 0
     assert outcome["paths"]["chart"] == out / "frontier" / "frontier.png"
 
     # resume through the CLI: the finished runs are read back, nothing trains again
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("frontier/runs/*/seed0/result.json")}
-    assert len(mtimes) == 2
+    assert len(mtimes) == 1
     monkeypatch.setattr(frontier, "SWEEP", tuple(sweep))
     again = CliRunner().invoke(app, ["quickstart", "--frontier", "--fast", "--seeds", "1", "--out", str(out)],
                                terminal_width=200)
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in out.glob("frontier/runs/*/seed0/result.json")} == mtimes
     text = " ".join(again.output.split())
-    assert "skipped 1 of 3" in text and "masktoken-8" in text and "frontier.png" in text
+    assert "skipped 1 of 2" in text and "masktoken-8" in text and "frontier.png" in text
     assert "seed 0: stage" not in text  # no progress of any training phase
