@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +75,33 @@ def read_records(path: Path, required: tuple[str, ...], aliases: dict[str, str] 
     if not rows:
         raise BenchmarkFormatError(f"{path}: no records; expected columns {', '.join(required)}")
     for n, row in enumerate(rows):
-        missing = [c for c in required if c not in row]
-        if missing:
-            where = "" if n == 0 else f" (record {n})"
-            raise BenchmarkFormatError(
-                f"{path}{where}: expected columns {', '.join(required)}; found {', '.join(map(str, row)) or '(none)'}"
-                f" (missing {', '.join(missing)})"
-            )
+        _check_columns(path if n == 0 else f"{path} (record {n})", list(row), required)
     return rows
+
+
+def _check_columns(where: Any, found: list[Any], required: tuple[str, ...]) -> None:
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise BenchmarkFormatError(f"{where}: expected columns {', '.join(required)}; found "
+                                   f"{', '.join(map(str, found)) or '(none)'} (missing {', '.join(missing)})")
+
+
+def iter_records(path: Path, required: tuple[str, ...], aliases: dict[str, str] | None = None,
+                 batch_size: int = 64) -> Iterator[dict[str, Any]]:
+    """`read_records`, but a Parquet file is streamed in batches of rows (tables with embedded images)."""
+    if path.suffix.lower() != ".parquet":
+        yield from read_records(path, required, aliases)
+        return
+    import pyarrow.parquet as pq
+
+    aliases = aliases or {}
+    table = pq.ParquetFile(path)
+    _check_columns(path, [aliases.get(n, n) for n in table.schema_arrow.names], required)
+    if table.metadata.num_rows == 0:
+        raise BenchmarkFormatError(f"{path}: no records; expected columns {', '.join(required)}")
+    for batch in table.iter_batches(batch_size=batch_size):
+        for row in batch.to_pylist():
+            yield {aliases.get(k, k): v for k, v in row.items()}
 
 
 def find_table(directory: Path, stem: str) -> Path | None:

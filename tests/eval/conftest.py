@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,25 @@ def scripted():
 @pytest.fixture
 def image_writer():
     return write_image
+
+
+NOUNS = {"man", "horse", "beach", "dog", "frisbee", "park"}
+ADJECTIVES = {"brown", "small", "sunny", "green"}
+
+
+def _stand_in_tagger(captions):
+    """Penn tags from word lists: NN for nouns, JJ for adjectives, DT/IN/VB/punctuation otherwise."""
+    def tag(token):
+        low = token.lower()
+        if low in NOUNS:
+            return "NN"
+        if low in ADJECTIVES:
+            return "JJ"
+        return "DT" if low in {"a", "the"} else ("." if not token.isalnum() else "VB")
+    return [[(t, tag(t)) for t in re.findall(r"\w+|[^\w\s]", c)] for c in captions]
+
+
+@pytest.fixture
+def stand_in_tagger():
+    """A tagger for ARO's word-order shuffles that needs no spaCy model."""
+    return _stand_in_tagger

@@ -4,8 +4,8 @@ Local copy in one folder (any subset may be absent unless named in `subsets`):
 - `visual_genome_relation.json` / `visual_genome_attribution.json` as the ARO authors publish them:
   image_path, bbox_x, bbox_y, bbox_w, bbox_h, true_caption, false_caption and relation_name /
   attributes [a, b]; the image is cropped to the box (its masks too).
-- `coco_order.<csv|json|jsonl|parquet>` / `flickr30k_order.<...>`: image, correct_caption,
-  hard_text_1 .. hard_text_4 (the word-order shuffles).
+- COCO-Order / Flickr30k-Order: built from the Karpathy test split as ARO's code does, or read
+  from a prebuilt table or the parquet copy with embedded images (see `aro_order`).
 Images are looked up under --images, then `<data>/images`, then `<data>`.
 
 The captions are posed as options in an order drawn per item from `seed` (a generator seeded by
@@ -24,19 +24,25 @@ from pathlib import Path
 from typing import Any
 
 from og.eval.base import Benchmark, Item, correct_flags, group_accuracy, mean, percent, resolve_image
+from og.eval.benchmarks.aro_order import CAPTIONS, KARPATHY, order_rows, order_source
 from og.eval.tables import find_table, read_records
+from og.eval.word_order import Tagger, spacy_tagger
 from og.registry import BENCHMARKS
 
 QUESTION = "Which caption best describes the image?"
 CONTEXT = "Describe the image in one sentence."
 BOX = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
 VG_CAPTIONS = ("true_caption", "false_caption")
-ORDER_CAPTIONS = ("correct_caption", "hard_text_1", "hard_text_2", "hard_text_3", "hard_text_4")
 SUBSETS: dict[str, tuple[str, tuple[str, ...]]] = {  # name -> (file stem, required columns)
     "vg_relation": ("visual_genome_relation", ("image_path", *BOX, *VG_CAPTIONS, "relation_name")),
     "vg_attribution": ("visual_genome_attribution", ("image_path", *BOX, *VG_CAPTIONS, "attributes")),
-    "coco_order": ("coco_order", ("image", *ORDER_CAPTIONS)),
-    "flickr30k_order": ("flickr30k_order", ("image", *ORDER_CAPTIONS)),
+    "coco_order": ("coco_order", ("image", *CAPTIONS)),
+    "flickr30k_order": ("flickr30k_order", ("image", *CAPTIONS)),
+}
+TABLES = "(.csv/.json/.jsonl/.parquet)"
+SOURCE_NAMES = {  # what a missing subset's error asks for
+    "vg_relation": f"visual_genome_relation {TABLES}", "vg_attribution": f"visual_genome_attribution {TABLES}",
+    **{s: f"{s} {TABLES}, {s}/*.parquet or {KARPATHY[s]}" for s in KARPATHY},
 }
 
 # The relations the ARO authors exclude from VG-Relation's macro accuracy (their `symmetric` list
@@ -81,6 +87,10 @@ class ARO(Benchmark):
     headline = tuple(SUBSETS)
     OPTIONS = {"seed": 0, "subsets": ""}
 
+    def __init__(self, tagger: Tagger | None = None) -> None:
+        super().__init__()
+        self.tagger = tagger  # builds the Order sets from the Karpathy split; default: spaCy's, loaded when needed
+
     def _read(self, data_path: Path, images_dir: Path | None, opts: dict[str, Any]) -> list[Item]:
         if not data_path.is_dir():
             raise NotADirectoryError(f"aro: --data must be the folder holding the ARO files; got {data_path}")
@@ -88,37 +98,53 @@ class ARO(Benchmark):
         unknown = [s for s in named if s not in SUBSETS]
         if unknown:
             raise ValueError(f"aro: unknown subset {unknown[0]!r}; use some of {', '.join(SUBSETS)}")
-        files = {s: find_table(data_path, SUBSETS[s][0]) for s in (named or SUBSETS)}
-        absent = [SUBSETS[s][0] for s, f in files.items() if f is None]
-        if named and absent or len(absent) == len(files):
-            raise FileNotFoundError(f"aro: no {', '.join(absent)} (.csv/.json/.jsonl/.parquet) in {data_path}")
+        sources = {s: self._source(data_path, s) for s in (named or SUBSETS)}
+        absent = [s for s, f in sources.items() if f is None]
+        if named and absent or len(absent) == len(sources):
+            wanted = ", ".join(SOURCE_NAMES[s] for s in absent)
+            raise FileNotFoundError(f"aro: no {wanted} in {data_path}")
         seed = int(opts["seed"])
-        self.notes = {"seed": seed, "subsets_absent": [s for s, f in files.items() if f is None]}
+        self.notes = {"seed": seed, "subsets_absent": absent,
+                      "sources": {s: f"{src[0]}: {', '.join(p.name for p in src[1])}" for s, src in sources.items()
+                                  if src is not None}}
         roots = [images_dir] if images_dir else [data_path / "images", data_path]
         items = []
-        for subset, path in files.items():
-            if path is None:
+        for subset, source in sources.items():
+            if source is None:
                 continue
-            self.files.append(path)
-            for n, row in enumerate(read_records(path, SUBSETS[subset][1])):
-                items.append(self._item(subset, n, row, seed, roots))
+            kind, files = source
+            self.files.extend(files)
+            if kind == "vg":
+                rows = (self._vg(subset, row) for row in read_records(files[0], SUBSETS[subset][1]))
+            else:
+                rows = ((image, captions, None, None) for image, captions in
+                        order_rows(kind, files, subset, roots[0], seed, self._tagger))
+            for n, (image, captions, crop, group) in enumerate(rows):
+                options, answer = shuffled([str(c).strip() for c in captions], seed, f"{subset}/{n}")
+                items.append(Item(
+                    id=f"{subset}/{n}", image=resolve_image(image, roots), question=QUESTION, context=CONTEXT,
+                    options=options, answer=answer, image_key=image, crop=crop,
+                    fields={"subset": subset, "group": group},
+                ))
         return items
 
-    def _item(self, subset: str, n: int, row: dict[str, Any], seed: int, roots: list[Path]) -> Item:
-        item_id = f"{subset}/{n}"
+    @staticmethod
+    def _source(data_path: Path, subset: str) -> tuple[str, list[Path]] | None:
         if subset.startswith("vg_"):
-            captions, image = [row["true_caption"], row["false_caption"]], str(row["image_path"])
-            crop = tuple(int(round(float(row[k]))) for k in BOX)
-            attrs = row["attributes"] if subset == "vg_attribution" else None
-            group = row["relation_name"] if attrs is None else f"{attrs[0]}_{attrs[1]}"
-        else:
-            captions = [row["correct_caption"], *(row[f"hard_text_{k}"] for k in range(1, 5))]
-            image, crop, group = str(row["image"]), None, None
-        options, answer = shuffled([str(c).strip() for c in captions], seed, item_id)
-        return Item(
-            id=item_id, image=resolve_image(image, roots), question=QUESTION, context=CONTEXT, options=options,
-            answer=answer, image_key=image, crop=crop, fields={"subset": subset, "group": group},
-        )
+            table = find_table(data_path, SUBSETS[subset][0])
+            return None if table is None else ("vg", [table])
+        return order_source(data_path, subset)
+
+    @staticmethod
+    def _vg(subset: str, row: dict[str, Any]) -> tuple[str, list[str], tuple[int, ...], str]:
+        """(image, [true, false caption], crop box, relation or attribute pair) of a VG row."""
+        crop = tuple(int(round(float(row[k]))) for k in BOX)
+        attrs = row["attributes"] if subset == "vg_attribution" else None
+        group = row["relation_name"] if attrs is None else f"{attrs[0]}_{attrs[1]}"
+        return str(row["image_path"]), [row["true_caption"], row["false_caption"]], crop, group
+
+    def _tagger(self) -> Tagger:
+        return self.tagger if self.tagger is not None else spacy_tagger()
 
     def score(self, items: list[Item], predictions: dict[str, int | None]) -> dict[str, Any]:
         right = correct_flags(items, predictions)
