@@ -1,8 +1,11 @@
 """`LlavaDataset`: LLaVA-format conversations as training samples for an OG-LLaVA model.
 
 Per sample (in the DataLoader's workers): the image is decoded, its masks come from a
-`MaskStore` (key = the image path relative to the image root) or from a segmenter, and the
-processor puts image and masks through the same geometry and plans the visual-token layout.
+`MaskStore` (key = the image path relative to the image root; read as `StoredMasks`, never
+decoded to pixels) or from a segmenter, and the processor puts image and masks through the
+same geometry (the masks straight to patch coverage) and plans the visual-token layout. A
+DataLoader fetching a batch calls `__getitems__`, which first reads the batch's store records
+with one batched read per shard (`MaskStore.prefetch`).
 The conversation is rendered with a chat template (`og.model.chat.render`) into segments
 flagged "assistant output"; each is tokenized (`add_special_tokens=False`, the template holds
 the begin-of-text token) and its `<image>` marker becomes as many image tokens as the layout
@@ -35,6 +38,7 @@ from torch.utils.data import Dataset
 from og.data.collator import IGNORE_INDEX, fit_length
 from og.data.llava import IMAGE_MARKER, Conversation, DataSource, mix
 from og.masks.masks import Masks
+from og.masks.rle import StoredMasks
 from og.model.chat import render
 from og.model.sources import open_store
 
@@ -121,18 +125,19 @@ class LlavaDataset(Dataset):
         return [c.approx_length() if c.has_image else -c.approx_length() - 1 for c, _ in self.samples]
 
     # -- one sample ---------------------------------------------------------------------------
-    def _masks(self, conv: Conversation, image: Image.Image, events: list) -> Masks | None:
+    def _masks(self, conv: Conversation, image: Image.Image, events: list) -> Masks | StoredMasks | None:
         if not self.needs_masks:
             return None
         key = self.key(conv)
         if self.mask_store is not None:
             if key in self.mask_store:
-                return self.mask_store.get(key)
+                read = getattr(self.mask_store, "read", self.mask_store.get)  # undecoded when the store can
+                return read(key)
             events.append(("masks_missing", key))
             return Masks(np.ones((1, image.height, image.width), bool), np.ones(1, np.float32))  # 'whole'
         if self.segmenter is not None:
             return self.segmenter(image, key=key)
-        return self.processor.masks_for(image, key)
+        return self.processor.masks_for(image, key, stored=True)
 
     def _load_image(self, conv: Conversation, root: str | None) -> Image.Image:
         path = self._root(root) / conv.image
@@ -174,7 +179,7 @@ class LlavaDataset(Dataset):
         if conv.has_image:
             image = self._load_image(conv, root)
             size = (image.height, image.width)
-            pixels, layout = self.processor.prepare_image(image, self._masks(conv, image, events))
+            pixels, layout = self.processor.prepare_image(image, self._masks(conv, image, events), key=self.key(conv))
         n_image = len(layout) if layout is not None else 0
         ids, labels, last_answer = self.encode_text(conv, n_image)
         image_end = ids.index(self.image_token_id) + n_image if n_image else 0
@@ -184,6 +189,13 @@ class LlavaDataset(Dataset):
             "pixel_values": pixels, "layout": layout, "image_size": size,
             "min_length": max(last_answer + 1, image_end), "events": events,
         }
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        """A batch (what a DataLoader asks for): the store records first, in one read per shard."""
+        if self.needs_masks and hasattr(self.mask_store, "prefetch"):
+            self.mask_store.prefetch(self.key(self.samples[i % len(self.samples)][0]) for i in indices
+                                     if self.samples[i % len(self.samples)][0].has_image)
+        return [self[i] for i in indices]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         events: list[tuple[str, str]] = []

@@ -2,11 +2,18 @@
 
     store = MaskStore("masks/coco")           # validates every shard's footer, loads the index
     masks = store.get("train2017/0001.jpg")  # -> Masks at the image's size, stored order
+    stored = store.read("train2017/0001.jpg")  # -> StoredMasks: the RLE strings, not decoded, no copy
+    store.prefetch(keys)                     # one batched read per shard for a batch's keys
     "x.jpg" in store; store.keys(); len(store); store.spec; store.failures
 
 The index (key -> shard, row) is `index.parquet`, written by `merge` (`og masks merge`); when it
 is missing or stale (shards added since), it is rebuilt in memory from the shards' key columns.
-Parquet row groups are small (8 images), so a read touches one small group of one shard.
+Parquet row groups are small (8 images), so a read touches one small group of one shard; the
+last `CACHE_GROUPS` groups read stay in memory (neighbours in a shard come for free), and
+`prefetch` reads the groups of many keys with one `read_row_groups` call per shard. `read`
+hands out the RLE strings as numpy views on the parquet buffers; `og.fusion.coverage`
+integrates them without decoding a pixel, `StoredMasks.decode(index)` decodes only the masks
+asked for.
 Writing: `MaskStore.writer(...)` / `build_store(...)` (see og.masks.writer and og.masks.build).
 """
 
@@ -16,6 +23,8 @@ import bisect
 import json
 import logging
 import os
+from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,7 @@ import pyarrow.parquet as pq
 from og.masks.build import BuildSummary, build_store, load_image
 from og.masks.index import index_from_table, merge, scan
 from og.masks.masks import Masks
+from og.masks.rle import StoredMasks
 from og.masks.shards import (
     INDEX,
     SHARD_DIR,
@@ -46,6 +56,7 @@ _READ = ["height", "width", "counts", "scores", "error"]
 
 
 _BUCKETS = (0, 1, 5, 10, 20, 50, 100, 200)
+CACHE_GROUPS = 64  # row groups kept in memory per store (8 images each)
 
 
 class MissingKeyError(KeyError):
@@ -79,6 +90,7 @@ class MaskStore:
         self._files: dict[str, pq.ParquetFile] = {}
         self._pid = os.getpid()
         self._group_starts: dict[str, list[int]] = {}
+        self._groups: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()  # LRU of read row groups
         for name in self.shards:  # footer check of every shard: truncation is caught here
             self._file(name)
         self._index, self._errors, self.duplicates = self._load_index()
@@ -103,7 +115,7 @@ class MaskStore:
 
     def _file(self, name: str) -> pq.ParquetFile:
         if os.getpid() != self._pid:  # a forked data-loader worker: reopen, do not share handles
-            self._files, self._pid = {}, os.getpid()
+            self._files, self._pid, self._groups = {}, os.getpid(), OrderedDict()
         pf = self._files.get(name)
         if pf is None:
             pf = self._files[name] = open_shard(self.root / SHARD_DIR / name)
@@ -111,7 +123,8 @@ class MaskStore:
             self._group_starts[name] = np.concatenate([[0], np.cumsum(sizes)]).tolist()
         return pf
 
-    def _row(self, key: str) -> dict[str, Any]:
+    def _locate(self, key: str) -> tuple[str, int, int]:
+        """(shard name, row group, row inside the group) of `key` (MissingKeyError when absent)."""
         if key not in self._index:
             if key in self._errors:
                 raise MissingKeyError(f"image {key!r} failed when the store was built: {self._errors[key]}")
@@ -119,19 +132,72 @@ class MaskStore:
                            "keys are image paths relative to the image root")
         shard_i, row = self._index[key]
         name = self.shards[shard_i]
-        pf = self._file(name)
+        self._file(name)
         starts = self._group_starts[name]
         group = bisect.bisect_right(starts, row) - 1
+        return name, group, row - starts[group]
+
+    def _read_groups(self, name: str, groups: list[int]) -> None:
+        """Read row groups of one shard in one call into the cache."""
         try:
-            table = pf.read_row_group(group, columns=_READ)
+            table = self._file(name).read_row_groups(groups, columns=_READ)
         except (OSError, ValueError, pa.ArrowException) as err:
             raise CorruptShardError(self.root / SHARD_DIR / name, f"{type(err).__name__}: {err}") from None
-        return table.slice(row - starts[group], 1).to_pylist()[0]
+        starts = self._group_starts[name]
+        at = 0
+        for group in groups:
+            size = starts[group + 1] - starts[group]
+            self._groups[(name, group)] = table.slice(at, size)
+            self._groups.move_to_end((name, group))
+            at += size
+        while len(self._groups) > max(CACHE_GROUPS, len(groups)):
+            self._groups.popitem(last=False)
 
-    def get(self, key: str) -> Masks:
-        """The masks of image `key` (KeyError naming the key when it is missing or failed)."""
-        r = self._row(key)
-        return Masks.from_counts(r["counts"], (r["height"], r["width"]), np.asarray(r["scores"], np.float32))
+    def _group(self, name: str, group: int) -> pa.Table:
+        cached = self._groups.get((name, group))
+        if cached is None:
+            self._read_groups(name, [group])
+            cached = self._groups[(name, group)]
+        else:
+            self._groups.move_to_end((name, group))
+        return cached
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Read the row groups holding `keys` (those not cached), one batched read per shard;
+        unknown keys are left for `get` / `read` to report."""
+        need: dict[str, set[int]] = {}
+        for key in keys:
+            if key in self._index:
+                name, group, _ = self._locate(key)
+                if (name, group) not in self._groups:
+                    need.setdefault(name, set()).add(group)
+        for name, groups in need.items():
+            self._read_groups(name, sorted(groups))
+
+    def _row(self, key: str) -> dict[str, Any]:
+        name, group, row = self._locate(key)
+        return self._group(name, group).slice(row, 1).to_pylist()[0]
+
+    def read(self, key: str) -> StoredMasks:
+        """The masks of image `key` as stored (RLE strings as views, not decoded; KeyError when missing)."""
+        name, group, row = self._locate(key)
+        table = self._group(name, group)
+        counts = table.column("counts").chunk(0) if table.column("counts").num_chunks == 1 else \
+            table.column("counts").combine_chunks()
+        first, last = counts.offsets[row].as_py(), counts.offsets[row + 1].as_py()  # masks of this row
+        values = counts.values  # BinaryArray of every mask of the group
+        byte_offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + values.offset + 1)
+        data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] is not None else \
+            np.zeros(0, np.uint8)
+        offsets = byte_offsets[values.offset + first: values.offset + last + 1].astype(np.int64)  # (M+1,)
+        scores = np.array(table.column("scores")[row].values, np.float32)  # (M,) small, writable
+        return StoredMasks(data, offsets, int(table.column("height")[row].as_py()),
+                           int(table.column("width")[row].as_py()), scores)
+
+    def get(self, key: str, index: np.ndarray | list[int] | None = None) -> Masks:
+        """The masks of image `key` (only those in `index` when given; KeyError naming the key when
+        it is missing or failed)."""
+        return self.read(key).decode(index)
 
     def get_rle(self, key: str) -> dict[str, Any]:
         """The stored record without decoding: height, width, counts (bytes per mask), scores."""

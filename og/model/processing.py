@@ -1,9 +1,11 @@
 """`OGLlavaProcessor`: text + image (+ masks) -> model inputs, on the CPU (data-loader side).
 
 Per image: masks come as given, or from the mask source (a `MaskStore` read by key, or a
-segmenter run on the image); image and masks go through the same geometry
-(`ImageTransform`), the masks down to the encoder's patch grid (`og.fusion.downsample`), and
-the fusion plans the image's token layout (`og.fusion.plan_layout`). The `<image>` marker of
+segmenter run on the image); the image goes through `ImageTransform`, and the masks straight
+to their coverage of the encoder's patch grid through the same geometry composed with the
+patching (`og.fusion.coverage.PatchCoverage`: stored masks are integrated over their RLE runs,
+never decoded; `raster1d` takes the reference path of resampled pixel masks), and the fusion
+plans the image's token layout (`og.fusion.plan_layout`). The `<image>` marker of
 the text is expanded to exactly `len(layout)` placeholder tokens, so placeholders and visual
 tokens always agree. Batches are padded on the left for generation (right for training).
 
@@ -15,6 +17,7 @@ applies (the global view plus every patch as one group). Both fallbacks are coun
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -25,11 +28,13 @@ import torch
 from PIL import Image
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
-from og.fusion import PackedLayout, TokenLayout, downsample, plan_layout
+from og.fusion import PackedLayout, TokenLayout, plan_layout
+from og.fusion.coverage import PatchCoverage
 from og.masks.geometry import ImageTransform
 from og.masks.masks import Masks
+from og.masks.rle import StoredMasks
 from og.model import chat
-from og.registry import SEGMENTERS
+from og.registry import FUSIONS, SEGMENTERS
 from og.segmenters.base import Segmenter
 from og.spec import FusionSpec, SegmenterSpec
 
@@ -70,24 +75,36 @@ class OGLlavaProcessor:
         self.transform = transform
         self.fusion = fusion
         self.grid = (int(grid[0]), int(grid[1]))
+        self._coverage = PatchCoverage(transform, self.grid)
         self.chat_template = chat_template
         self.mask_source = mask_source
         self.on_missing_masks = on_missing_masks
         self.missing_masks: Counter[str] = Counter()  # fallbacks taken: {"whole": n, "skip": n}
 
     @property
+    def coverage(self) -> PatchCoverage:
+        """Masks at image size -> coverage (M, h, w) through this processor's transform and grid."""
+        if self._coverage.transform is not self.transform or self._coverage.grid != self.grid:
+            self._coverage = PatchCoverage(self.transform, self.grid)
+        return self._coverage
+
+    @property
     def uses_masks(self) -> bool:
-        return self.fusion.name != "patches"
+        return self.fusion.uses_masks
 
     # ---- masks and images ---------------------------------------------------------------------
-    def masks_for(self, image: Image.Image | np.ndarray, key: str = "") -> Masks | None:
-        """The image's masks from the mask source (store by `key`, or the segmenter)."""
+    def masks_for(self, image: Image.Image | np.ndarray, key: str = "", stored: bool = False
+                  ) -> Masks | StoredMasks | None:
+        """The image's masks from the mask source (store by `key`, or the segmenter); `stored`:
+        a store's masks as `StoredMasks` (not decoded: what `prepare_image` needs)."""
         if self.mask_source is None:
             raise ValueError(f"fusion {self.fusion.name!r} needs masks for {key or 'this image'!r}: pass masks=, "
                              "or give the processor a mask source (a MaskStore or a segmenter)")
         if isinstance(self.mask_source, Segmenter):
             return self.mask_source(image, key=key)
         try:
+            if stored and hasattr(self.mask_source, "read"):
+                return self.mask_source.read(key)
             return self.mask_source.get(key)
         except KeyError:
             if self.on_missing_masks == "error":
@@ -97,16 +114,27 @@ class OGLlavaProcessor:
             return None
         return SEGMENTERS.get("whole").from_spec(SegmenterSpec("whole"))(image, key=key)
 
-    def prepare_image(self, image: Image.Image | np.ndarray, masks: Masks | None = None
-                      ) -> tuple[torch.Tensor, TokenLayout]:
-        """Pixels (3, H, W) and the token layout of one image (masks at the image's own size)."""
+    def prepare_image(self, image: Image.Image | np.ndarray, masks: Masks | StoredMasks | None = None,
+                      key: str = "") -> tuple[torch.Tensor, TokenLayout]:
+        """Pixels (3, H, W) and the token layout of one image (masks at the image's own size);
+        `key` names the image for a fusion that draws at random (see `image_key`)."""
         image = _rgb(image)
         if not self.uses_masks:
             masks = None
-        pixels, tmasks = self.transform.transform(image, masks)  # (3, H, W), (M, H, W) | None
-        coverage = None if tmasks is None else downsample(tmasks, self.grid, self.fusion.downsampler)  # (M, h, w)
+        pixels = self.transform.transform_image(image)  # (3, H, W)
+        coverage = None
+        if masks is not None:
+            masks.check_size(image.height, image.width)
+            coverage = self.coverage.for_downsampler(masks, self.fusion.downsampler)  # (M, h, w)
         scores = None if masks is None else torch.as_tensor(masks.scores)  # (M,)
-        return pixels, plan_layout(self.fusion, coverage, self.grid, scores)
+        return pixels, plan_layout(self.fusion, coverage, self.grid, scores, key=self.image_key(image, key))
+
+    def image_key(self, image: Image.Image, key: str = "") -> str:
+        """What a fusion that draws at random (`prune(by=random)`) seeds on: the image's key (its
+        mask-store key), else a digest of its pixels, so an image draws the same everywhere."""
+        if key or not FUSIONS.get(self.fusion.name).uses_key:
+            return key
+        return f"{hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest()}@{image.width}x{image.height}"
 
     # ---- text ----------------------------------------------------------------------------------
     def apply_chat_template(self, conversation: list[Any], add_generation_prompt: bool = False) -> str:
@@ -156,8 +184,8 @@ class OGLlavaProcessor:
             if image is not None:
                 image = _rgb(image)
                 m = masks[i] if masks is not None else (
-                    self.masks_for(image, keys[i] if keys else "") if self.uses_masks else None)
-                px, lay = self.prepare_image(image, m)
+                    self.masks_for(image, keys[i] if keys else "", stored=True) if self.uses_masks else None)
+                px, lay = self.prepare_image(image, m, keys[i] if keys else "")
                 pixels.append(px)
                 layouts.append(lay)
                 sizes.append((image.height, image.width))

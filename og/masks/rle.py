@@ -1,0 +1,124 @@
+"""COCO compressed RLE -> foreground runs, for all masks of an image at once, in numpy.
+
+A stored mask is pycocotools' compressed string: run lengths of 0s and 1s (starting with 0s)
+over the column-major raster, each written as 5-bit groups (`chr(48 + group)`, bit 0x20 =
+"more groups follow", bit 0x10 of the last group = negative), and from the 4th count on as the
+difference to the count two places earlier. `decode_runs` undoes that for every mask of an
+image in one vectorised pass (no Python loop over masks or counts) and returns the 1-runs as
+half-open intervals [start, end) of the flat column-major index `x * H + y`.
+
+`StoredMasks` is one image's masks as the store keeps them (a view on the parquet buffers, no
+copy): `decode(index)` gives `Masks` (only the masks asked for), `runs()` the 1-runs that
+`og.fusion.coverage` integrates without ever building a pixel mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from og.masks.masks import Masks
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The 1-runs of M masks: run r of mask `mask[r]` covers flat indices [start[r], end[r])."""
+
+    mask: np.ndarray  # (R,) int64, non-decreasing
+    start: np.ndarray  # (R,) int64
+    end: np.ndarray  # (R,) int64
+    n_masks: int
+
+
+def decode_runs(data: np.ndarray, offsets: np.ndarray) -> Runs:
+    """1-runs of M compressed RLE strings: `data` uint8 holds them back to back, string i is
+    data[offsets[i]:offsets[i + 1]] (offsets (M + 1,), as a pyarrow binary column stores them)."""
+    offsets = np.asarray(offsets, np.int64)
+    m = len(offsets) - 1
+    data = np.asarray(data, np.uint8)[offsets[0]:offsets[-1]] if m > 0 else np.zeros(0, np.uint8)
+    if len(data) == 0:
+        return Runs(*(np.zeros(0, np.int64) for _ in range(3)), max(m, 0))
+    if data.min() < 48 or data.max() > 48 + 63:
+        raise ValueError("a stored mask is not a COCO compressed RLE string (a byte outside 48..111); "
+                         "rebuild the store with `og masks build`")
+    chunk = data.astype(np.int64) - 48  # (B,)
+    last = (chunk & 0x20) == 0  # (B,) the last 5-bit group of a count
+    seen = np.concatenate([[0], np.cumsum(last)])  # (B+1,) counts finished before each byte
+    n_counts = int(seen[-1])
+    first_byte = np.flatnonzero(np.concatenate([[True], last[:-1]]))  # (C,)
+    k = np.arange(len(chunk)) - first_byte[seen[:-1]]  # (B,) group position inside its count
+    raw = np.add.reduceat((chunk & 0x1F) << (5 * k), first_byte)  # (C,) groups are contiguous
+    ends = np.flatnonzero(last)  # (C,) byte of each count's last group
+    negative = (chunk[ends] & 0x10) != 0
+    raw[negative] -= np.int64(1) << (5 * (k[ends[negative]] + 1))  # sign extension
+    starts = seen[offsets[:-1] - offsets[0]]  # (M,) first count of each mask
+    sizes = np.diff(np.append(starts, n_counts))  # (M,) counts per mask
+    mask_of = np.repeat(np.arange(m), sizes)  # (C,)
+    # from the 4th count on a count is the difference to the one two places earlier: one running
+    # sum per parity over the whole array, restarted at each mask (the 1st count is left alone)
+    head = starts[sizes > 0]  # (M',) the first count of each non-empty mask
+    first_counts = raw[head]
+    raw[head] = 0
+    counts = np.empty_like(raw)
+    for q in (0, 1):
+        acc = np.concatenate([[0], np.cumsum(raw[q::2])])  # (C/2+1,) running sum of this parity
+        j0 = starts + (q - starts) % 2  # (M,) each mask's first count of this parity
+        counts[q::2] = acc[1:] - acc[(j0 - q) // 2][mask_of[q::2]]
+    counts[head] = first_counts
+    if (counts < 0).any():
+        raise ValueError("a stored mask's RLE decodes to a negative run length; the store is corrupt")
+    total = np.concatenate([[0], np.cumsum(counts)])  # (C+1,)
+    bounds = total[1:] - total[starts][mask_of]  # (C,) end of each run, within its mask
+    ones = (np.arange(n_counts) - starts[mask_of]) % 2 == 1  # (C,) runs of 1s
+    keep = ones & (counts > 0)
+    return Runs(mask_of[keep], (bounds - counts)[keep], bounds[keep], m)
+
+
+def runs_to_dense(runs: Runs, size: tuple[int, int], index: np.ndarray | None = None) -> np.ndarray:
+    """bool (K, H, W) of the masks in `index` (all by default), from their runs."""
+    h, w = size
+    index = np.arange(runs.n_masks) if index is None else np.asarray(index, np.int64)
+    out = np.zeros((len(index), w * h + 1), np.int8)  # column-major, one spare slot
+    where = np.full(runs.n_masks, -1, np.int64)
+    where[index] = np.arange(len(index))
+    sel = where[runs.mask] >= 0
+    rows = where[runs.mask[sel]]
+    np.add.at(out, (rows, runs.start[sel]), 1)
+    np.add.at(out, (rows, runs.end[sel]), -1)
+    flat = np.cumsum(out[:, :-1], axis=1, dtype=np.int8).astype(bool)  # (K, W*H)
+    return flat.reshape(len(index), w, h).transpose(0, 2, 1)  # (K, H, W) view, column-major
+
+
+@dataclass(frozen=True, eq=False)
+class StoredMasks:
+    """One image's masks as stored: compressed RLE strings back to back, not decoded."""
+
+    data: np.ndarray  # uint8, the strings back to back
+    offsets: np.ndarray  # (M + 1,) int64
+    height: int
+    width: int
+    scores: np.ndarray  # (M,) float32
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def check_size(self, height: int, width: int, key: str = "") -> None:
+        """Raise a clear error when the masks are not at the image's size (as `Masks.check_size`)."""
+        Masks.empty(self.height, self.width).check_size(height, width, key)
+
+    def runs(self) -> Runs:
+        return decode_runs(self.data, self.offsets)
+
+    def counts(self, index: np.ndarray | list[int] | None = None) -> list[bytes]:
+        index = range(len(self)) if index is None else index
+        return [self.data[self.offsets[i]:self.offsets[i + 1]].tobytes() for i in index]
+
+    def decode(self, index: np.ndarray | list[int] | None = None) -> Masks:
+        """`Masks` of the masks in `index` (all by default), decoded by pycocotools."""
+        index = np.arange(len(self)) if index is None else np.asarray(index, np.int64)
+        return Masks.from_counts(self.counts(index), self.size, self.scores[index])
