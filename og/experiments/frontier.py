@@ -12,6 +12,7 @@ the sweep picks fusions up as they land. Writes `frontier/frontier.json` and
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -95,7 +96,8 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
                  on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
     """Prepare the quickstart's data in `out`, run the sweep into `out/frontier`; returns
     {"rows", "results", "skipped", "paths"}. `notify(line)` reports skipped entries (default: the log)."""
-    from og.experiments.frontier_report import frontier_chart, frontier_rows, write_frontier_json
+    from og.experiments.ablate_report import chance_levels
+    from og.experiments.frontier_report import composite_chance, frontier_chart, frontier_rows, write_frontier_json
     from og.experiments.quickstart import BASE, SCENES, SIZES, _claim, prepare_data
 
     out = Path(out)
@@ -112,10 +114,12 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
     results = run_ablation(variants, data, size.schedule, list(range(seeds)), runs_dir, on_done=on_done,
                            on_step=on_step)
     rows = frontier_rows(results, {v.label: e.family for e, v in runnable})
+    test_rows = [json.loads(line) for line in (data.image_root / "test.jsonl").read_text().splitlines()]
+    chance = composite_chance(chance_levels(test_rows))
     meta = {"size": "fast" if fast else "default", "schedule": asdict(size.schedule), "seeds": seeds,
             "base": BASE.id, "tokens": "visual tokens per image, mean over the first 64 test images",
-            "sweep": [asdict(e) for e in sweep],
+            "sweep": [asdict(e) for e in sweep], "chance": chance,
             "skipped": [{"label": e.label, "fusion": e.fusion, "reason": why} for e, why in skipped]}
     paths = {"frontier": write_frontier_json(runs_dir / "frontier.json", rows, meta),
-             "chart": frontier_chart(rows, runs_dir / "frontier.png")}
+             "chart": frontier_chart(rows, runs_dir / "frontier.png", chance=chance)}
     return {"rows": rows, "results": results, "skipped": skipped, "paths": paths}

@@ -92,8 +92,10 @@ def frontier_table(rows: list[dict[str, Any]]) -> Table:
     return tab
 
 
-def _panel(ax: Any, rows: list[dict[str, Any]], metric: str, colours: dict[str, Any], legend: bool) -> None:
-    """Accuracy against tokens: a line per family, error bars = sd over seeds, the front as a dashed step."""
+def _panel(ax: Any, rows: list[dict[str, Any]], metric: str, colours: dict[str, Any], big: bool,
+           chance: float | None) -> None:
+    """Accuracy against tokens: a line per family, error bars = sd over seeds, the front as a dashed step
+    (its points circled, and named on the big panel), chance dotted."""
     for family, colour in colours.items():
         points = sorted(((r["visual_tokens"], _metric(r, metric)) for r in rows
                          if r["family"] == family and _metric(r, metric)["mean"] is not None), key=lambda p: p[0])
@@ -101,22 +103,36 @@ def _panel(ax: Any, rows: list[dict[str, Any]], metric: str, colours: dict[str, 
             ax.errorbar([t for t, _ in points], [c["mean"] for _, c in points], yerr=[c["sd"] for _, c in points],
                         color=colour, marker="o", markersize=4, capsize=2, linewidth=1, label=family)
     xy = [(r["visual_tokens"], _metric(r, metric)["mean"]) for r in rows]
-    on = sorted(p for p, flag in zip(xy, pareto_front(xy), strict=True) if flag)
+    on = sorted((p, r["label"]) for p, r, flag in zip(xy, rows, pareto_front(xy), strict=True) if flag)
     if on:
-        ax.step([t for t, _ in on], [a for _, a in on], where="post", color="black", linestyle="--", linewidth=1,
-                label="Pareto front" if legend else None)
-        ax.scatter([t for t, _ in on], [a for _, a in on], s=90, facecolors="none", edgecolors="black", zorder=3)
+        ax.step([t for (t, _), _ in on], [a for (_, a), _ in on], where="post", color="black", linestyle="--",
+                linewidth=1, label="Pareto front" if big else None)
+        ax.scatter([t for (t, _), _ in on], [a for (_, a), _ in on], s=90, facecolors="none", edgecolors="black",
+                   zorder=3)
+        for (t, a), label in on if big else ():
+            ax.annotate(label, (t, a), xytext=(4, 6), textcoords="offset points", fontsize=7)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance" if big else None)
+    ticks = [2 ** k for k in range(8) if min(t for t, _ in xy) / 2 < 2 ** k < max(t for t, _ in xy) * 2]
     ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.set_title(metric if metric != "composite" else f"composite ({' + '.join(COMPOSITE)})",
-                 fontsize=10 if metric == "composite" else 8)
-    if legend:
+                 fontsize=10 if big else 8)
+    if big:
         ax.legend(fontsize=7, loc="lower right")
 
 
-def frontier_chart(rows: list[dict[str, Any]], out: Path) -> Path:
-    """A large composite panel on the left, a small panel per probe type (and overall) on the right."""
+def composite_chance(chance: dict[str, float]) -> dict[str, float]:
+    """Chance levels per probe type (`ablate_report.chance_levels`) plus the composite's."""
+    return {**chance, **({"composite": statistics.mean(chance[t] for t in COMPOSITE)}
+                         if all(t in chance for t in COMPOSITE) else {})}
+
+
+def frontier_chart(rows: list[dict[str, Any]], out: Path, chance: dict[str, float] | None = None) -> Path:
+    """A large composite panel on the left, a small panel per probe type (and overall) on the right;
+    `chance` (per metric, e.g. from `composite_chance`) draws a dotted line per panel."""
     families = list(dict.fromkeys(r["family"] for r in rows))
     cmap = plt.get_cmap("tab10" if len(families) <= 10 else "tab20")
     colours = {family: cmap(i) for i, family in enumerate(families)}
@@ -125,12 +141,13 @@ def frontier_chart(rows: list[dict[str, Any]], out: Path) -> Path:
     fig = plt.figure(figsize=(6.5 + 2.6 * cols, 6.0))
     grid = fig.add_gridspec(2, 2 + cols)
     big = fig.add_subplot(grid[:, :2])
-    _panel(big, rows, "composite", colours, legend=True)
+    chance = chance or {}
+    _panel(big, rows, "composite", colours, big=True, chance=chance.get("composite"))
     big.set_xlabel("visual tokens per image (mean)")
     big.set_ylabel("test accuracy (%)")
     for k, metric in enumerate(small):
         ax = fig.add_subplot(grid[k % 2, 2 + k // 2])
-        _panel(ax, rows, metric, colours, legend=False)
+        _panel(ax, rows, metric, colours, big=False, chance=chance.get(metric))
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -17,6 +17,7 @@ from og.experiments.frontier import SWEEP, Entry, frontier_variants, run_frontie
 from og.experiments.frontier_report import (
     COMPOSITE,
     METRICS,
+    composite_chance,
     frontier_chart,
     frontier_rows,
     pareto_front,
@@ -91,7 +92,10 @@ def test_frontier_json_schema_and_chart(tmp_path):
     assert [v["pareto"] for v in record["variants"]] == _naive_front(points)
     assert record["fronts"]["composite"] == [v["label"] for v in record["variants"] if v["pareto"]]
 
-    chart = frontier_chart(rows, tmp_path / "frontier.png")
+    chance = composite_chance({"accuracy": 40.0, "attribute": 25.0, "binding": 50.0, "relation": 50.0,
+                               "replace": 50.0, "order": 20.0})
+    assert chance["composite"] == pytest.approx(40.0)
+    chart = frontier_chart(rows, tmp_path / "frontier.png", chance=chance)
     with Image.open(chart) as image:
         assert image.format == "PNG" and image.width > 600 and image.height > 400
 
@@ -110,6 +114,7 @@ def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
     assert 0 < row["visual_tokens"] <= 8  # the budget: visual tokens per image
     assert 0 <= row["composite"]["mean"] <= 100 and row["pareto"] and record["fronts"]["composite"] == ["masktoken-8"]
     assert record["meta"]["skipped"][0]["label"] == "later"
+    assert 0 < record["meta"]["chance"]["composite"] < 100
     assert (out / "frontier" / "frontier.png").stat().st_size > 0
     assert outcome["paths"]["chart"] == out / "frontier" / "frontier.png"
 
