@@ -47,6 +47,9 @@ class SegmenterSpec(ComponentSpec):
 
 GLOBAL_VIEWS = ("mean", "all", "none")
 MASK_ORDERS = ("segmenter", "area", "raster")
+PRUNE_BY = ("random", "norm", "cls")
+ROI_CELLS = ("drop", "weight")
+FUSION_OWN = {"k": "patchpool", "keep": "prune", "by": "prune", "r": "roialign", "cells": "roialign"}  # owner
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class FusionSpec(ComponentSpec):
     downsampler: str = "area"  # mask -> patch grid: "area" (2-D) or "raster1d" (published)
     max_tokens: int | None = None  # visual tokens per image, everything included; None = unbounded (published)
     min_one_patch: bool = False  # a mask covering no patch keeps its best-covered patch
+    k: int = 2  # patchpool: the patch grid average-pooled to k x k tokens
+    keep: int = 64  # prune: patch tokens kept (all of them when the grid has fewer)
+    by: str = "random"  # prune: random (seeded per image key) | norm (feature norm) | cls (CLS attention)
+    r: int = 2  # roialign: each mask's box pooled to r x r cells
+    cells: str = "drop"  # roialign: drop the cells a mask does not cover | weight every cell by coverage
     registry: ClassVar[Registry] = FUSIONS
 
     def __post_init__(self) -> None:
@@ -74,6 +82,25 @@ class FusionSpec(ComponentSpec):
             raise SpecError(f"fusion threshold={self.threshold}; use a value in (0, 1]")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise SpecError(f"fusion max_tokens={self.max_tokens}; use a positive count or none")
+        for key, allowed in (("by", PRUNE_BY), ("cells", ROI_CELLS)):
+            if getattr(self, key) not in allowed:
+                raise SpecError(f"fusion {key}={getattr(self, key)!r}; use one of {allowed}")
+        for key in ("k", "keep", "r"):
+            if getattr(self, key) < 1:
+                raise SpecError(f"fusion {key}={getattr(self, key)}; use a positive count")
+        fields = {f.name: f.default for f in dataclasses.fields(self)}
+        for key, owner in FUSION_OWN.items():
+            if owner != self.name and getattr(self, key) != fields[key]:
+                raise SpecError(f"fusion {self.name!r} takes no {key}={getattr(self, key)!r}; it is a switch of "
+                                f"{owner!r}")
+
+    @property
+    def uses_masks(self) -> bool:
+        """Whether the fusion reads masks (its class's `uses_masks`; `patches`, `patchpool`, `prune` do not)."""
+        try:
+            return bool(FUSIONS.get(self.name).uses_masks)
+        except KeyError:  # not registered (checked by validate): only the built-in maskless name is known
+            return self.name != "patches"
 
 
 @dataclass(frozen=True)
@@ -133,7 +160,7 @@ class ModelSpec:
 
     @property
     def uses_masks(self) -> bool:
-        return self.fusion.name != "patches"
+        return self.fusion.uses_masks
 
     @classmethod
     def parse(cls, text: str, validate: bool = True) -> ModelSpec:

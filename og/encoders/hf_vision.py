@@ -18,7 +18,7 @@ import torch
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
-from og.encoders.base import VisionEncoder, select_layer
+from og.encoders.base import VisionEncoder, cls_attention, select_layer
 from og.encoders.layers import check_layer
 from og.spec import EncoderSpec, SpecError
 
@@ -116,3 +116,16 @@ class HFVisionEncoder(VisionEncoder):
         pixels = pixels.to(self.model.dtype)  # (B, 3, H, W)
         out = self.model(pixel_values=pixels, output_hidden_states=True)
         return select_layer(out.hidden_states, self.spec.layer, self.n_prefix)  # (B, h*w, D)
+
+    def forward_with_cls_attention(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, h*w, D) and the last block's CLS attention to each patch (B, h*w), in one pass."""
+        if self.n_prefix < 1:
+            raise ValueError(f"encoder {self.spec.id!r} has no CLS token (it pools without one); fusion "
+                             "prune(by=cls) needs one: use a CLIP encoder, or prune(by=norm|random)")
+        pixels = pixels.to(self.model.dtype)  # (B, 3, H, W)
+        out = self.model(pixel_values=pixels, output_hidden_states=True)
+        last = getattr(self.model, "vision_model", self.model).encoder.layers[-1]
+        x = last.layer_norm1(out.hidden_states[-2])  # (B, L, D) the last block's attention input
+        attn = last.self_attn
+        weights = cls_attention(attn.q_proj, attn.k_proj, attn.num_heads, attn.scale, x, self.n_prefix)  # (B, h*w)
+        return select_layer(out.hidden_states, self.spec.layer, self.n_prefix), weights

@@ -6,7 +6,7 @@ Model side: `FUSIONS.get(name)(spec, dim, grid)(features, packed)` -> (ΣT, D) a
 `POSITIONS.get(name)(spec, vision_dim, text_dim, grid)`.
 """
 
-from og.fusion import layout, plan, positions, strategies  # noqa: F401  (registers the entries)
+from og.fusion import layout, patchpool, plan, positions, prune, roialign, strategies  # noqa: F401  (registers the entries)
 from og.fusion.downsample import AreaDownsampler, Raster1dDownsampler, downsample, member
 from og.fusion.layout import KIND_NAMES, PackedLayout, TokenLayout
 from og.fusion.plan import plan_layout, select_masks

@@ -32,7 +32,7 @@ from og.spec import FusionSpec
 _KEYS = ("kind", "patch", "mask", "segment", "row", "col", "group")
 
 
-def _full(n: int, value: int) -> torch.Tensor:
+def full(n: int, value: int) -> torch.Tensor:
     return torch.full((n,), value, dtype=torch.long)
 
 
@@ -52,15 +52,15 @@ def global_part(view: str, grid: tuple[int, int]) -> dict[str, torch.Tensor]:
     """The global view's tokens: one mean token, every patch (one rope group), or nothing."""
     n = {"mean": 1, "all": grid[0] * grid[1], "none": 0}[view]
     kind, patch = {
-        "mean": (_full(1, GLOBAL_MEAN), _full(1, -1)),
-        "all": (_full(n, GLOBAL_PATCH), torch.arange(n)),
-        "none": (_full(0, 0), _full(0, 0)),
+        "mean": (full(1, GLOBAL_MEAN), full(1, -1)),
+        "all": (full(n, GLOBAL_PATCH), torch.arange(n)),
+        "none": (full(0, 0), full(0, 0)),
     }[view]
-    part = {"kind": kind, "patch": patch, "mask": _full(n, -1), "segment": _full(n, 0), "group": _full(n, 0)}
+    part = {"kind": kind, "patch": patch, "mask": full(n, -1), "segment": full(n, 0), "group": full(n, 0)}
     return _with_rowcol(part, grid[1])
 
 
-def _layout(grid: tuple[int, int], parts: list[dict[str, torch.Tensor]], sel: Selection | None,
+def make_layout(grid: tuple[int, int], parts: list[dict[str, torch.Tensor]], sel: Selection | None,
             **pool: torch.Tensor) -> TokenLayout:
     cat = {k: torch.cat([p[k] for p in parts]) for k in _KEYS}
     return TokenLayout(grid=grid, **cat, **pool, **({} if sel is None else sel.counts()))
@@ -74,6 +74,7 @@ class Fusion(nn.Module):
         self.spec, self.dim, self.grid = spec, int(dim), (int(grid[0]), int(grid[1]))
         self.register_parameter("bom", None)  # (1, D) begin-of-mask vector where a fusion has one
 
+    uses_masks = True  # False: the plan ignores masks (the processor then reads none)
     needs_cls_attention = False  # True: forward takes the encoder's CLS attention (B, h*w)
     uses_key = False  # True: plan draws at random, seeded by the image key
 
@@ -113,13 +114,15 @@ class Fusion(nn.Module):
 class PatchesFusion(Fusion):
     """Every patch in raster order, unchanged (LLaVA-1.5, the baseline)."""
 
+    uses_masks = False
+
     @classmethod
     def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
              scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
         n = grid[0] * grid[1]
         check_fixed_count(spec, n, "h*w patches")
-        part = _with_rowcol({"kind": _full(n, GLOBAL_PATCH), "patch": torch.arange(n), "mask": _full(n, -1),
-                             "segment": _full(n, 0), "group": torch.arange(n)}, grid[1])
+        part = _with_rowcol({"kind": full(n, GLOBAL_PATCH), "patch": torch.arange(n), "mask": full(n, -1),
+                             "segment": full(n, 0), "group": torch.arange(n)}, grid[1])
         m = 0 if coverage is None else int(coverage.shape[0])
         return TokenLayout(grid=grid, n_masks_in=m, **{k: part[k] for k in _KEYS})
 
@@ -141,14 +144,14 @@ class MaskTokenFusion(Fusion):
         head = global_part(spec.global_view, grid)
         sizes = sel.member.sum(1) + b  # (K,) tokens per group
         tok_group = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # (L,)
-        kind = _full(len(tok_group), PATCH)
+        kind = full(len(tok_group), PATCH)
         if b:
             kind[torch.cumsum(sizes, 0) - sizes] = BOM
-        patch = _full(len(tok_group), -1)
+        patch = full(len(tok_group), -1)
         patch[kind == PATCH] = torch.nonzero(sel.member)[:, 1]  # raster order within each mask
         body = {"kind": kind, "patch": patch, "mask": torch.tensor(sel.ids, dtype=torch.long)[tok_group],
                 "segment": tok_group + 1, "group": tok_group + int(len(head["kind"]) > 0)}
-        return _layout(grid, [head, _with_rowcol(body, grid[1])], sel)
+        return make_layout(grid, [head, _with_rowcol(body, grid[1])], sel)
 
 
 @FUSIONS.register("maskpool")
@@ -163,10 +166,10 @@ class MaskPoolFusion(Fusion):
         g, k = len(head["kind"]), len(sel.ids)
         weight = sel.weight / sel.weight.sum(1, keepdim=True)  # (K, N) each row sums to 1
         p = torch.arange(grid[0] * grid[1], dtype=torch.float32)  # (N,)
-        body = {"kind": _full(k, POOLED), "patch": _full(k, -1), "mask": torch.tensor(sel.ids, dtype=torch.long),
+        body = {"kind": full(k, POOLED), "patch": full(k, -1), "mask": torch.tensor(sel.ids, dtype=torch.long),
                 "segment": torch.arange(k) + 1, "group": torch.arange(k) + int(g > 0),
                 "row": (weight @ (p // grid[1])).round().long(),  # (K,) centroid row
                 "col": (weight @ (p % grid[1])).round().long()}  # (K,) centroid col
         nz = torch.nonzero(sel.member)  # (E, 2) (mask group, patch)
-        return _layout(grid, [head, body], sel, pool_token=nz[:, 0] + g, pool_patch=nz[:, 1],
+        return make_layout(grid, [head, body], sel, pool_token=nz[:, 0] + g, pool_patch=nz[:, 1],
                        pool_weight=weight[nz[:, 0], nz[:, 1]])

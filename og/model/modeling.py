@@ -139,9 +139,13 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         if pixel_values.shape[0] != n:
             raise ValueError(f"{pixel_values.shape[0]} images in pixel_values but {n} layouts; "
                              "give one layout per image")
-        features = self.encoder(pixel_values)  # (N, h*w, Dv)
+        extra = {}  # prune(by=cls) also takes the encoder's CLS attention (N, h*w), from the same pass
+        if getattr(self.fusion, "needs_cls_attention", False):
+            features, extra["cls_attention"] = self.encoder.forward_with_cls_attention(pixel_values)
+        else:
+            features = self.encoder(pixel_values)  # (N, h*w, Dv)
         layout = layout.to(features.device)
-        tokens = self.fusion(features, layout)  # (ΣT, Dv)
+        tokens = self.fusion(features, layout, **extra)  # (ΣT, Dv)
         tokens = self.position(tokens, layout, "before")  # (ΣT, Dv) through forward: ZeRO-3 gathers its tables
         tokens = self.projector(tokens)  # (ΣT, Dl)
         tokens = self.position(tokens, layout, "after")  # (ΣT, Dl)

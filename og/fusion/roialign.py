@@ -1,0 +1,121 @@
+"""`roialign(r=...)`: subobject tokens, each mask's box pooled to r x r cells by `roi_align`.
+
+Plan (CPU): the masks are selected as for `masktoken` (`og.fusion.plan.select_masks`: budget,
+filler, order). A group's box is the bounding box of its member patches on the patch grid
+(x1, y1, x2, y2 in patch units, patch (i, j) spanning [j, j+1) x [i, i+1)); each of its r x r
+cells gets the group's coverage averaged over the cell's area (exact overlaps, as
+`patchpool`). `cells=drop` keeps the cells whose coverage reaches `threshold` (a group keeps
+at least its best cell); `cells=weight` keeps all r*r cells, each token scaled by its
+coverage. Tokens: the global view, then per group a begin-of-mask token (`bom_token`, a
+learned (1, D) vector like `masktoken`'s) and its cells in raster order, positioned at the
+cell's centre patch. A group costs (bom) + its cells against `max_tokens`.
+
+Forward: the patch features as a (B, D, h, w) map, ONE `torchvision.ops.roi_align` over every
+box of the batch (`aligned=True`, so a cell of exactly one patch is that patch's feature), then
+one gather of the kept cells into place. float32 for the roi_align on the CPU when the features
+are half precision.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+from torchvision.ops import roi_align
+
+from og.fusion.downsample import overlap_matrix
+from og.fusion.layout import BOM, ROI, PackedLayout, TokenLayout
+from og.fusion.plan import select_masks
+from og.fusion.strategies import Fusion, full, global_part, make_layout
+from og.registry import FUSIONS
+from og.spec import FusionSpec
+
+_TOL = 1e-6
+
+
+@functools.lru_cache(maxsize=256)
+def _overlap(n: int, r: int) -> torch.Tensor:
+    return overlap_matrix(n, r).float()  # (r, n)
+
+
+def group_cells(member: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int], r: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes (K, 4) x1, y1, x2, y2 and cell coverage (K, r*r) of groups given as member / weight (K, N)."""
+    h, w = grid
+    boxes, cells = [], []
+    for mem, wt in zip(member.reshape(-1, h, w), weight.reshape(-1, h, w), strict=True):
+        ys, xs = torch.nonzero(mem.any(1)).squeeze(1), torch.nonzero(mem.any(0)).squeeze(1)
+        y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+        box = wt[y0:y1, x0:x1]  # (bh, bw)
+        cells.append((_overlap(y1 - y0, r) @ box @ _overlap(x1 - x0, r).T).reshape(r * r))  # (r*r,)
+        boxes.append(torch.tensor([x0, y0, x1, y1], dtype=torch.float32))
+    if not boxes:
+        return torch.zeros(0, 4), torch.zeros(0, r * r)
+    return torch.stack(boxes), torch.stack(cells)
+
+
+def kept_cells(spec: FusionSpec, cells: torch.Tensor) -> torch.Tensor:
+    """(K, r*r) bool: the cells each group's tokens show (see the module docstring)."""
+    if spec.cells == "weight":
+        return torch.ones_like(cells, dtype=torch.bool)
+    keep = cells >= spec.threshold - _TOL  # (K, r*r)
+    keep[torch.arange(len(cells)), cells.argmax(1)] = True
+    return keep
+
+
+@FUSIONS.register("roialign")
+class RoiAlignFusion(Fusion):
+    """Per mask a begin-of-mask token and its box's r x r roi_align cells (those the mask covers)."""
+
+    def __init__(self, spec: FusionSpec, dim: int, grid: tuple[int, int]) -> None:
+        super().__init__(spec, dim, grid)
+        if spec.bom_token:
+            self.bom = nn.Parameter(torch.randn(1, self.dim) * 0.02)  # (1, D), encoder space
+
+    @classmethod
+    def plan(cls, spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
+             scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
+        b, r = int(spec.bom_token), spec.r
+
+        def cost(member: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+            return kept_cells(spec, group_cells(member, weight, grid, r)[1]).sum(1) + b  # (K,)
+
+        sel = select_masks(spec, coverage, grid, scores, cost)
+        boxes, cells = group_cells(sel.member, sel.weight, grid, r)  # (K, 4), (K, r*r)
+        keep = kept_cells(spec, cells)  # (K, r*r)
+        sizes = keep.sum(1) + b  # (K,) tokens per group
+        head = global_part(spec.global_view, grid)
+        g = len(head["kind"])
+        tok_group = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # (L,)
+        kind = full(len(tok_group), ROI)
+        if b:
+            kind[torch.cumsum(sizes, 0) - sizes] = BOM
+        nz = torch.nonzero(keep)  # (R, 2) (group, cell), raster order within each group
+        a, c = nz[:, 1] // r, nz[:, 1] % r  # (R,) cell row / column
+        x0, y0, x1, y1 = boxes[nz[:, 0]].unbind(1)  # (R,) each
+        row, col = full(len(tok_group), -1), full(len(tok_group), -1)
+        is_roi = kind == ROI
+        row[is_roi] = (y0 + (a + 0.5) * (y1 - y0) / r).floor().long()
+        col[is_roi] = (x0 + (c + 0.5) * (x1 - x0) / r).floor().long()
+        body = {"kind": kind, "patch": full(len(tok_group), -1),
+                "mask": torch.tensor(sel.ids, dtype=torch.long)[tok_group], "segment": tok_group + 1,
+                "group": tok_group + int(g > 0), "row": row, "col": col}
+        weight = cells[nz[:, 0], nz[:, 1]] if spec.cells == "weight" else torch.ones(len(nz))
+        return make_layout(grid, [head, body], sel, boxes=boxes, roi_token=g + torch.nonzero(is_roi).squeeze(1),
+                       roi_cell=nz[:, 0] * r * r + nz[:, 1], roi_weight=weight, roi_size=r)
+
+    def forward(self, features: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
+        out = super().forward(features, layout)  # (ΣT, D) global view and begin-of-mask tokens
+        if not layout.roi_pos.numel():
+            return out
+        b, n, d = features.shape
+        fmap = features.transpose(1, 2).reshape(b, d, *self.grid)  # (B, D, h, w)
+        if fmap.device.type == "cpu" and fmap.dtype not in (torch.float32, torch.float64):
+            fmap = fmap.float()
+        r = layout.roi_size
+        cells = roi_align(fmap, layout.boxes.to(fmap.dtype), output_size=(r, r), spatial_scale=1.0,
+                          sampling_ratio=-1, aligned=True)  # (ΣQ, D, r, r)
+        rows = cells.permute(0, 2, 3, 1).reshape(-1, d)  # (ΣQ*r*r, D)
+        tokens = rows.index_select(0, layout.roi_src) * layout.roi_weight[:, None].to(rows.dtype)  # (ΣR, D)
+        return out.index_copy_(0, layout.roi_pos, tokens.to(out.dtype))
