@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from og.eval.answer import Answerer, Query
+from og.fusion.counts import LayoutCounts
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -33,6 +34,7 @@ class OGAnswerer(Answerer):
         self.processor = processor
         self.path = path
         self.needs_masks = bool(processor.uses_masks)
+        self.layout_counts = LayoutCounts()  # what the fusion did to each query's image (og.fusion.counts)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, dtype: str | None = None) -> OGAnswerer:
@@ -55,10 +57,13 @@ class OGAnswerer(Answerer):
         content = query.prompt if query.image is None else f"{self.processor.image_token}\n{query.prompt}"
         return self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
 
-    def _inputs(self, texts: list[str], queries: list[Query]) -> dict[str, Any]:
+    def _inputs(self, texts: list[str], queries: list[Query], counted: list[bool] | None = None) -> dict[str, Any]:
+        """The processor's batch; the layouts of the images of the `counted` texts (all by default) are counted."""
         masks = [q.masks for q in queries] if self.needs_masks else None
         batch = self.processor(texts, [q.image for q in queries], masks=masks, keys=[q.key for q in queries],
                                padding_side="left")
+        with_image = [c for q, c in zip(queries, counted or [True] * len(queries), strict=True) if q.image is not None]
+        self.layout_counts.add(batch.get("layout"), images=[i for i, c in enumerate(with_image) if c])
         return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
 
     @torch.inference_mode()
@@ -87,14 +92,15 @@ class OGAnswerer(Answerer):
     def score_continuations(self, queries: list[Query], continuations: list[list[str]]
                             ) -> list[list[tuple[float, bool]]]:
         """(summed log-likelihood, whether greedy decoding would produce it) per continuation."""
-        flat_q, texts, counts = [], [], []
+        flat_q, texts, counts, first = [], [], [], []
         for q, conts in zip(queries, continuations, strict=True):
             ctx = self.context(q)
-            for c in conts:
+            for j, c in enumerate(conts):
                 flat_q.append(q)
                 texts.append(ctx + c)
                 counts.append(self._n_continuation(ctx, c))
-        inputs = self._inputs(texts, flat_q)
+                first.append(j == 0)  # an image is counted once, not once per option
+        inputs = self._inputs(texts, flat_q, first)
         keep = max(counts) + 1
         logits = self.model(**inputs, use_cache=False, logits_to_keep=keep).logits  # (N, keep, V)
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (N, keep-1, V): predicts the last keep-1

@@ -53,12 +53,17 @@ def run_suite(answerer: Answerer, runs: list[BenchRun], mode: str = "generate", 
     if limit is not None and limit < 1:
         raise ValueError(f"limit {limit}; use a positive number of items")
     results = []
+    counts = getattr(answerer, "layout_counts", None)  # og.fusion.counts.LayoutCounts of an og answerer
     for run in runs:
         bench = BENCHMARKS.get(run.name)()
         items = bench.read(run.data, run.images, **run.options)
         if limit is not None:
             items = items[:limit]
+        if counts is not None:
+            counts.take()  # count this benchmark's images only
         result = evaluate(bench, items, answerer, mode, batch_size, masks, max_new_tokens, progress)
+        if counts is not None:
+            result["layouts"] = counts.take()  # masks dropped / empty, patches in no token, tokens per image
         result["data"] = str(run.data)
         result["options"] = {**bench.OPTIONS, **run.options}
         results.append(result)

@@ -125,6 +125,7 @@ class PackedLayout:
     roi_size: int = 0  # r
     n_dropped: tuple[int, ...] = ()  # per image
     counts: dict[str, tuple[int, ...]] = field(default_factory=dict)  # COUNTS name -> per image
+    fallbacks: tuple[int, ...] = ()  # per image: 1 where no mask survived
     identity: bool = False  # every image is exactly its h*w patches in raster order
 
     @classmethod
@@ -160,6 +161,7 @@ class PackedLayout:
             total=int(lengths.sum()), max_segment=int(cat["segment"].max()) if len(kind) else 0,
             n_dropped=tuple(lay.n_dropped for lay in layouts), identity=all(_is_raster(lay, n) for lay in layouts),
             counts={c: tuple(int(getattr(lay, c)) for lay in layouts) for c in COUNTS},
+            fallbacks=tuple(int(lay.fallback) for lay in layouts),
             **cat,
         )
 

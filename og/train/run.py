@@ -9,7 +9,8 @@
 Keyword arguments that are not run_stage's own are `TrainingArguments` overrides on top of
 the stage's recipe (`og.train.stages.RECIPE`). `deepspeed` is a shipped config name (`zero2`,
 `zero3`, `zero3_offload`) or a path. The run directory gets `trainables.safetensors` +
-`og_train.json` (the stage's weights and what `og export` needs to rebuild the model),
+`og_train.json` (the stage's weights and what `og export` needs to rebuild the model, and
+`layouts`: what the fusion did to the images trained on, also logged as one line),
 the processor files, and `checkpoint-N/` directories (resumable with `resume=True`).
 """
 
@@ -30,6 +31,7 @@ from transformers import TrainerCallback, TrainingArguments
 
 from og.data.collator import TrainCollator
 from og.data.llava_dataset import LlavaDataset
+from og.fusion.counts import LayoutCounts
 from og.train.checkpoint import load_trainables
 from og.train.stages import CONNECTOR, LoraSettings, Stage, apply_stage, get_stage
 from og.train.trainer import OGTrainer
@@ -55,6 +57,7 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     world_size: int = 1
     zero_stage: int | None = None  # the DeepSpeed ZeRO stage, None without DeepSpeed
+    layouts: dict[str, Any] = field(default_factory=dict)  # og.fusion.counts.LayoutCounts.summary(), all ranks
 
 
 def deepspeed_config(name_or_path: str) -> str:
@@ -153,6 +156,7 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
     accelerate_env = {k: v for k, v in os.environ.items() if k.startswith("ACCELERATE_")}
     try:
         output = trainer.train(resume_from_checkpoint=True if resume else None)
+        info["layouts"] = layout_summary(trainer)
         trainer.save_model()
     finally:  # accelerate leaves ACCELERATE_USE_DEEPSPEED=true behind: a later stage in this process may not use it
         for key in [k for k in os.environ if k.startswith("ACCELERATE_")]:
@@ -166,4 +170,17 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
     zero = trainer.accelerator.state.deepspeed_plugin.zero_stage if trainer.is_deepspeed_enabled else None
     return TrainResult(output_dir, stage, model, trainer.state.global_step, losses, trainable, events,
                        dict(trainer.event_examples), dict(getattr(dataset, "counts", {})), dict(output.metrics),
-                       args.world_size, zero)
+                       args.world_size, zero, info["layouts"])
+
+
+def layout_summary(trainer: OGTrainer) -> dict[str, Any]:
+    """The fusion counters of every rank's batches, merged and logged once (a warning when the
+    budget dropped masks)."""
+    from accelerate.utils import gather_object
+
+    counts = trainer.layout_counts
+    if trainer.args.world_size > 1:
+        counts = LayoutCounts().merge(gather_object([counts]))  # every rank's, this one included
+    if trainer.args.should_log and counts.images:
+        (log.warning if counts.over_budget else log.info)("%s", counts.line())
+    return counts.summary()

@@ -1,8 +1,10 @@
 """Token statistics of a training set (`og train --dry-run`): what the budget does to the data.
 
 Encodes a seeded random subset of the samples exactly as training would (image, masks, layout,
-chat template) and reports visual tokens per image (mean / p95 / max), sequence lengths, and how
-many samples `max_length` would truncate or skip, plus the data events met on the way.
+chat template) and reports visual tokens per image (mean / p95 / max), what the fusion did to
+the masks (percent dropped: empty or over the token budget; patches in no token:
+`og.fusion.counts.LayoutCounts`), sequence lengths, and how many samples `max_length` would
+truncate or skip, plus the data events met on the way.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from og.data.collator import fit_length
 from og.data.llava_dataset import LlavaDataset, UnreadableImage
+from og.fusion.counts import LayoutCounts, spread
 
 
 @dataclass
@@ -30,6 +31,7 @@ class TokenStats:
     skipped: int
     masks_dropped: int  # masks the fusion dropped (empty or over the token budget), summed
     events: dict[str, int] = field(default_factory=dict)
+    layouts: dict = field(default_factory=dict)  # LayoutCounts.summary() of the encoded images
 
     def rows(self) -> list[tuple[str, str]]:
         """(name, value) rows for a table."""
@@ -41,15 +43,18 @@ class TokenStats:
                 ("sequence length (mean / p95 / max)", fmt(self.length)),
                 (f"truncated by max_length={self.max_length}", str(self.truncated)),
                 (f"skipped (cannot fit in {self.max_length})", str(self.skipped)),
-                ("masks dropped by the fusion", str(self.masks_dropped))]
+                ("masks dropped by the fusion", str(self.masks_dropped)), *self.layout_rows()]
         return rows + [(f"event: {k}", str(v)) for k, v in sorted(self.events.items())]
 
 
-def _summary(values: list[int]) -> dict[str, float]:
-    if not values:
-        return {"mean": 0.0, "p95": 0.0, "max": 0.0}
-    arr = np.asarray(values, dtype=np.float64)
-    return {"mean": float(arr.mean()), "p95": float(np.percentile(arr, 95)), "max": float(arr.max())}
+    def layout_rows(self) -> list[tuple[str, str]]:
+        """The fusion's counters: percent of masks dropped and why, patches in no token."""
+        s = self.layouts
+        if not s.get("masks"):
+            return []
+        return [("masks dropped (% of masks given)", f"{s['masks_dropped_pct']:.1f}% of {s['masks']} "
+                 f"({s['masks_empty']} empty, {s['masks_over_budget']} over the budget)"),
+                ("patches in no token / image (mean)", f"{s['patches_uncovered_mean']:.1f}")]
 
 
 def token_stats(dataset: LlavaDataset, n: int | None = 200, seed: int = 0) -> TokenStats:
@@ -57,7 +62,7 @@ def token_stats(dataset: LlavaDataset, n: int | None = 200, seed: int = 0) -> To
     indices = list(range(len(dataset)))
     if n is not None and n < len(indices):
         indices = sorted(random.Random(seed).sample(indices, n))
-    visual, lengths, events = [], [], Counter()
+    visual, lengths, events, counts = [], [], Counter(), LayoutCounts()
     truncated = skipped = dropped = 0
     for i in indices:
         try:
@@ -70,8 +75,9 @@ def token_stats(dataset: LlavaDataset, n: int | None = 200, seed: int = 0) -> To
         if item["layout"] is not None:
             visual.append(len(item["layout"]))
             dropped += int(item["layout"].n_dropped)
+            counts.add(item["layout"])
         fitted, event = fit_length(item, dataset.max_length)
         truncated += event is not None and fitted is not None
         skipped += fitted is None
-    return TokenStats(len(lengths), len(visual), _summary(visual), _summary(lengths), dataset.max_length,
-                      truncated, skipped, dropped, dict(events))
+    return TokenStats(len(lengths), len(visual), spread(visual), spread(lengths), dataset.max_length,
+                      truncated, skipped, dropped, dict(events), counts.summary())

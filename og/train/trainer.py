@@ -8,7 +8,8 @@
   gathered from ZeRO-3 partitions when needed; resuming loads them back;
 - sampling: optional modality-and-length grouping (`group_by_modality_length`);
 - data events (masks missing, images substituted, samples truncated or skipped) are taken out
-  of each batch (`og_events`) and counted in `data_events`.
+  of each batch (`og_events`) and counted in `data_events`; what the fusion did to each image
+  (masks dropped, patches in no token, tokens) is counted from the batch's layout in `layout_counts`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import Sampler
 from transformers import Trainer
 
+from og.fusion.counts import LayoutCounts
 from og.train.checkpoint import gather_trainables, load_trainables, save_trainables
 from og.train.sampler import ModalityLengthSampler
 from og.train.stages import CONNECTOR, Stage, group_of
@@ -41,6 +43,7 @@ class OGTrainer(Trainer):
         self.group_by_modality_length = group_by_modality_length
         self.data_events: Counter[str] = Counter()
         self.event_examples: dict[str, list[str]] = {}
+        self.layout_counts = LayoutCounts()
 
     # ---- optimizer ---------------------------------------------------------------------------
     def optimizer_groups(self, model: torch.nn.Module | None = None) -> list[dict[str, Any]]:
@@ -83,6 +86,7 @@ class OGTrainer(Trainer):
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         self.record_events(inputs.pop("og_events", ()))
+        self.layout_counts.add(inputs.get("layout"))
         return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                     num_items_in_batch=num_items_in_batch)
 

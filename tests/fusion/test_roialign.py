@@ -20,7 +20,8 @@ def coverages(seed: int):
         cov = torch.zeros(m, *GRID)
         for i in range(m):  # a random box of random coverage, some faint patches
             y0, x0 = torch.randint(0, 4, (2,), generator=g).tolist()
-            y1, x1 = y0 + torch.randint(1, 3, (1,), generator=g).item(), x0 + torch.randint(1, 4, (1,), generator=g).item()
+            y1 = y0 + torch.randint(1, 3, (1,), generator=g).item()
+            x1 = x0 + torch.randint(1, 4, (1,), generator=g).item()
             cov[i, y0 : y1 + 1, x0 : x1 + 1] = torch.randint(1, 5, (y1 - y0 + 1, x1 - x0 + 1), generator=g) / 4
         out.append(cov)
     return out
