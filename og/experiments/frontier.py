@@ -6,8 +6,9 @@ Each fusion is swept over visual-token budgets (patches; `patchpool` k = 2, 3, 4
 through `run_ablation` (resumable: finished (variant, seed) runs are read back) on the data
 `prepare_data` writes (the quickstart's own, with whatever encoder it prepares). An entry whose
 fusion is not registered (or does not take the entry's switches) is skipped with a notice, so
-the sweep picks fusions up as they land. Writes `frontier/frontier.json` and
-`frontier/frontier.png` (`og.experiments.frontier_report`).
+the sweep picks fusions up as they land. A budget that no image reaches (every image has fewer
+tokens unbounded) is the unbounded variant itself: it is run once, under the unbounded label.
+Writes `frontier/frontier.json` and `frontier/frontier.png` (`og.experiments.frontier_report`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from og.experiments.ablate import Variant, run_ablation
+from PIL import Image
+
+from og.experiments.ablate import AblationData, Variant, run_ablation
+from og.experiments.ablate_grid import IMAGE_SUFFIXES
 from og.spec import ModelSpec, SpecError
 
 log = logging.getLogger(__name__)
@@ -91,11 +95,49 @@ def skip_notice(skipped: list[tuple[Entry, str]], total: int) -> str:
     return f"frontier: skipped {len(skipped)} of {total} sweep entries: " + "; ".join(parts)
 
 
+def most_tokens(variant: Variant, data: AblationData) -> int:
+    """The most visual tokens any image of the data (train and test) gets under `variant`: the
+    processor's CPU layouts only, through the same `og.build` a training run uses."""
+    import og
+    from og.masks.store import MaskStore
+
+    store = MaskStore(data.stores[variant.masks]) if variant.masks else None
+    _, processor = og.build(variant.spec, tokenizer=data.tokenizer, llm_path=data.llm_path,
+                            encoder_path=data.encoder_path, mask_store=store, chat_template="tokenizer")
+    keys = store.keys() if store is not None else sorted(
+        str(p.relative_to(data.image_root)) for p in data.image_root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    most = 0
+    for key in keys:
+        with Image.open(data.image_root / key) as image:
+            masks = processor.masks_for(image, key, stored=True) if store is not None else None
+            most = max(most, len(processor.prepare_image(image, masks, key=key)[1]))
+    return most
+
+
+def unreached_budgets(variants: list[Variant], data: AblationData) -> dict[str, tuple[str, int]]:
+    """Budgeted variants whose budget no image reaches: label -> (the label of the same variant
+    unbounded, the most tokens an image gets there). Such a variant is its unbounded twin, run once."""
+    by_spec = {v.spec: v for v in variants}
+    most: dict[str, int] = {}
+    twins = {}
+    for v in variants:
+        budget = v.spec.fusion.max_tokens
+        twin = by_spec.get(v.spec.replace(fusion=replace(v.spec.fusion, max_tokens=None)))
+        if budget is None or twin is None or twin.masks != v.masks:
+            continue
+        if twin.label not in most:
+            most[twin.label] = most_tokens(twin, data)
+        if budget >= most[twin.label]:
+            twins[v.label] = (twin.label, most[twin.label])
+    return twins
+
+
 def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 3,
                  sweep: tuple[Entry, ...] | list[Entry] = SWEEP, notify: Callable[[str], None] | None = None,
                  on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
     """Prepare the quickstart's data in `out`, run the sweep into `out/frontier`; returns
-    {"rows", "results", "skipped", "paths"}. `notify(line)` reports skipped entries (default: the log)."""
+    {"rows", "results", "skipped", "twins", "paths"}. `notify(line)` reports skipped entries and budgets
+    no image reaches (default: the log)."""
     from og.experiments.ablate_report import chance_levels
     from og.experiments.frontier_report import composite_chance, frontier_chart, frontier_rows, write_frontier_json
     from og.experiments.quickstart import BASE, SCENES, SIZES, _claim, prepare_data
@@ -110,7 +152,11 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
         raise ValueError(f"none of the {len(sweep)} sweep entries can run: {skip_notice(skipped, len(sweep))}")
     data = prepare_data(out, size)
     runs_dir = out / "frontier"
-    variants = [v for _, v in runnable]
+    twins = unreached_budgets([v for _, v in runnable], data)
+    if twins:
+        (notify or log.warning)(f"frontier: {len(twins)} budgets no image reaches run once, as the unbounded variant: "
+                                + "; ".join(f"{a} = {b} (at most {n} tokens an image)" for a, (b, n) in twins.items()))
+    variants = [v for _, v in runnable if v.label not in twins]
     results = run_ablation(variants, data, size.schedule, list(range(seeds)), runs_dir, on_done=on_done,
                            on_step=on_step)
     rows = frontier_rows(results, {v.label: e.family for e, v in runnable})
@@ -119,7 +165,8 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
     meta = {"size": "fast" if fast else "default", "schedule": asdict(size.schedule), "seeds": seeds,
             "base": BASE.id, "tokens": "visual tokens per image, mean over the first 64 test images",
             "sweep": [asdict(e) for e in sweep], "chance": chance,
-            "skipped": [{"label": e.label, "fusion": e.fusion, "reason": why} for e, why in skipped]}
+            "skipped": [{"label": e.label, "fusion": e.fusion, "reason": why} for e, why in skipped],
+            "same_as_unbounded": {a: {"label": b, "most_tokens": n} for a, (b, n) in twins.items()}}
     paths = {"frontier": write_frontier_json(runs_dir / "frontier.json", rows, meta),
              "chart": frontier_chart(rows, runs_dir / "frontier.png", chance=chance)}
-    return {"rows": rows, "results": results, "skipped": skipped, "paths": paths}
+    return {"rows": rows, "results": results, "skipped": skipped, "twins": twins, "paths": paths}

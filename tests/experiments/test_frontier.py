@@ -1,6 +1,6 @@
 """The frontier driver: the Pareto front against a naive reference, the sweep and its skips,
 frontier.json's schema, the chart, and a reduced sweep at the `fast` size that resumes
-(`og quickstart --frontier` a second time trains nothing)."""
+(`og quickstart --frontier` a second time trains nothing); a budget no image reaches is run once."""
 
 import json
 import random
@@ -13,7 +13,15 @@ from typer.testing import CliRunner
 from cli.main import app
 from og.eval.benchmarks.shapes import TYPES
 from og.experiments import frontier
-from og.experiments.frontier import SWEEP, Entry, frontier_variants, run_frontier, skip_notice
+from og.experiments.frontier import (
+    SWEEP,
+    Entry,
+    frontier_variants,
+    most_tokens,
+    run_frontier,
+    skip_notice,
+    unreached_budgets,
+)
 from og.experiments.frontier_report import (
     COMPOSITE,
     METRICS,
@@ -23,7 +31,9 @@ from og.experiments.frontier_report import (
     pareto_front,
     write_frontier_json,
 )
-from og.experiments.quickstart import BASE
+from og.experiments.quickstart import BASE, SIZES, prepare_data
+
+SWEEP_BY_LABEL = {e.label: e for e in SWEEP}
 
 
 def _naive_front(points):
@@ -129,3 +139,12 @@ def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
     text = " ".join(again.output.split())
     assert "skipped 1 of 2" in text and "masktoken-8" in text and "frontier.png" in text
     assert "seed 0: stage" not in text  # no progress of any training phase
+
+    # a budget no image reaches is its unbounded twin (run once); one some image exceeds is not
+    data = prepare_data(out, SIZES["fast"])
+    runnable, _ = frontier_variants([Entry(f"mt-{n}", "masktoken", f"masktoken(min_one_patch=true,max_tokens={n})",
+                                           masks=True) for n in (8, 64)] + [SWEEP_BY_LABEL["masktoken-all"]], BASE)
+    variants = [v for _, v in runnable]
+    most = most_tokens(variants[2], data)
+    assert 8 < most < 64 and most_tokens(variants[1], data) == most and most_tokens(variants[0], data) == 8
+    assert unreached_budgets(variants, data) == {"mt-64": ("masktoken-all", most)}
