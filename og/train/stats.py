@@ -50,11 +50,10 @@ class TokenStats:
     def layout_rows(self) -> list[tuple[str, str]]:
         """The fusion's counters: percent of masks dropped and why, patches in no token."""
         s = self.layouts
-        if not s.get("masks"):
-            return []
-        return [("masks dropped (% of masks given)", f"{s['masks_dropped_pct']:.1f}% of {s['masks']} "
-                 f"({s['masks_empty']} empty, {s['masks_over_budget']} over the budget)"),
-                ("patches in no token / image (mean)", f"{s['patches_uncovered_mean']:.1f}")]
+        rows = [("masks dropped (% of masks given)", f"{s['masks_dropped_pct']:.1f}% of {s['masks']} "
+                 f"({s['masks_empty']} empty, {s['masks_over_budget']} over the budget)")] if s.get("masks") else []
+        return rows + ([("patches in no token / image (mean)", f"{s['patches_uncovered_mean']:.1f}")]
+                       if s.get("images") else [])
 
 
 def token_stats(dataset: LlavaDataset, n: int | None = 200, seed: int = 0) -> TokenStats:
