@@ -2,9 +2,11 @@
 
 Registries of interchangeable components (`ENCODERS`, `SEGMENTERS`, `FUSIONS`, ...), frozen
 specs that compose them into variants (`ModelSpec`, `preset`), and the entry points
-`og.build(spec, ...)` and `og.load(path)` (the model issue).
+`og.build(spec, ...)` and `og.load(path)` (the model issue). Importing og registers the model,
+its config and processor with transformers' Auto classes (`og.model.auto`, lazily).
 """
 
+from og.model.auto import install as _register_with_transformers_auto_classes
 from og.presets import preset
 from og.registry import (
     ALL_REGISTRIES,
@@ -19,6 +21,8 @@ from og.registry import (
     Registry,
 )
 from og.spec import ModelSpec
+
+_register_with_transformers_auto_classes()  # when transformers' auto modules load (og.model.auto): no import cost
 
 __version__ = "0.1.0"
 

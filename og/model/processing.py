@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
+from transformers import AutoProcessor, AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from og.fusion import PackedLayout, TokenLayout, plan_layout
 from og.fusion.coverage import PatchCoverage
@@ -34,6 +34,7 @@ from og.masks.geometry import ImageTransform
 from og.masks.masks import Masks
 from og.masks.rle import StoredMasks
 from og.model import chat
+from og.model.configuration import OGLlavaConfig
 from og.registry import FUSIONS, SEGMENTERS
 from og.segmenters.base import Segmenter
 from og.spec import FusionSpec, SegmenterSpec
@@ -248,3 +249,6 @@ class OGLlavaProcessor:
     def __repr__(self) -> str:
         return (f"OGLlavaProcessor(fusion={self.fusion.id!r}, grid={self.grid}, template={self.chat_template!r}, "
                 f"image_token={self.image_token!r}, mask_source={type(self.mask_source).__name__})")
+
+
+AutoProcessor.register(OGLlavaConfig, OGLlavaProcessor, exist_ok=True)

@@ -1,5 +1,6 @@
 """Two processes (torchrun, gloo, DeepSpeed ZeRO-2 / ZeRO-3) train like one process with the same
-global batch, and the two-process run's weights load into a single-process model.
+global batch, and the two-process run's weights load into a single-process model; under ZeRO-3 a
+rank whose batch has no image does not hang, with every position encoding.
 
 Marked `slow` (two fresh interpreters import torch, transformers and DeepSpeed: about 15 s each
 here); they run by default, `pytest -m "not slow"` leaves them out.
@@ -67,3 +68,48 @@ def test_two_processes_match_one(zero, reference, toy, tiny, tmp_path):
     assert sorted(load_trainables(model, tmp_path)) == sorted(one)
     params = dict(model.named_parameters())
     assert all(torch.equal(params[k], two[k]) for k in two)
+
+
+ZERO3_WORKER = Path(__file__).with_name("zero3_worker.py")
+
+
+def test_zero3_text_only_rank_and_every_position_encoding(toy, tokenizer, store, tmp_path):
+    """ZeRO-3 on two processes, one of which gets a text-only batch in the last step (without the
+    dummy vision pass it would hang), for every position encoding (each table read inside its
+    module's forward, where ZeRO-3 gathers it): the losses equal one process's on the same data."""
+    import og
+    from og.data.llava_dataset import LlavaDataset
+    from og.registry import POSITIONS
+    from og.train.sampler import ModalityLengthSampler
+
+    captions = [json.loads(line) for line in toy.captions.read_text().splitlines()][:3]
+    text_only = [r for r in json.loads(toy.instruct.read_text()) if "image" not in r][:1]
+    data = tmp_path / "mixed.json"
+    data.write_text(json.dumps(captions + text_only))
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    positions = sorted(POSITIONS.list())
+    reference = {}
+    for position in positions:  # one process, the same global batch of 2
+        torch.manual_seed(0)
+        model, processor = og.build(f"clip:tiny+none+masktoken+{position}+mlp2x_gelu+tiny-llama", tokenizer=tokenizer)
+        if position == positions[0]:  # the premise: the last step puts the image on one rank, the text on the other
+            lengths = LlavaDataset([str(data)], processor, template="plain", image_root=toy.image_root,
+                                   mask_store=store).modality_lengths
+            last = list(ModalityLengthSampler(lengths, 1, 2, seed=42))[-2:]
+            assert sorted(lengths[i] > 0 for i in last) == [False, True]
+        reference[position] = run_stage(
+            "pretrain", model, processor, [str(data)], tmp_path / "one" / position, image_root=toy.image_root,
+            mask_store=store, max_steps=2, per_device_train_batch_size=2, group_by_modality_length=True,
+            gradient_accumulation_steps=1, activation_checkpointing=False, disable_tqdm=True, logging_steps=1,
+            save_strategy="no", warmup_steps=0, lr_scheduler_type="constant").losses
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_port())}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           env["MASTER_PORT"], str(ZERO3_WORKER), str(toy.root), str(tmp_path / "tokenizer"), str(data),
+           str(tmp_path / "two"), "2", ",".join(positions)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = json.loads((tmp_path / "two" / "losses.json").read_text())
+    assert (run["world_size"], run["zero_stage"]) == (2, 3)
+    for position in positions:
+        assert len(run[position]) == 2, position
+        assert run[position] == pytest.approx(reference[position], abs=1e-4), position
