@@ -76,3 +76,20 @@ def test_convert_errors(llava_dir, tmp_path):
     (src / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="vision_feature_select_strategy='full'"):
         convert_llava_hf(src, tmp_path / "x")
+
+
+def test_converted_model_is_a_drop_in(llava_dir, tmp_path):
+    """The transformers-Llava call, `model(input_ids=..., pixel_values=...)` with no layout, and
+    `generate` with the same inputs: the model plans the patches layout itself."""
+    src, llava = llava_dir
+    convert_llava_hf(src, tmp_path / "og")
+    model, proc = load(tmp_path / "og")
+    rng = np.random.default_rng(3)
+    images = [Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)) for _ in range(2)]
+    batch = proc([proc.prompt("<image>\nwhat is in the image ?")] * 2, images)
+    inputs = {"input_ids": batch["input_ids"], "pixel_values": batch["pixel_values"]}
+    with torch.no_grad():
+        ours, ref = model(**inputs).logits, llava(**inputs).logits
+    assert (ours - ref).abs().max() <= 1e-4
+    kw = {"max_new_tokens": 5, "min_new_tokens": 5, "do_sample": False}
+    assert torch.equal(model.generate(**inputs, **kw), llava.generate(**inputs, **kw))
