@@ -46,10 +46,9 @@ class LayoutCounts:
             rows = [(layout.n_masks_in, layout.n_empty, layout.n_over_budget, layout.n_uncovered,
                      int(layout.fallback), len(layout))]
         else:
-            c, lengths = layout.counts, layout.lengths.tolist()
-            fallbacks = layout.fallbacks or (0,) * len(lengths)
-            rows = list(zip(c["n_masks_in"], c["n_empty"], c["n_over_budget"], c["n_uncovered"], fallbacks, lengths,
-                            strict=True))
+            c = layout.counts  # host ints: counting a batch on the device needs no sync
+            rows = list(zip(c["n_masks_in"], c["n_empty"], c["n_over_budget"], c["n_uncovered"], layout.fallbacks,
+                            c["n_tokens"], strict=True))
         for i in range(len(rows)) if images is None else images:
             *sums, t = rows[i]
             for name, v in zip(SUMS, sums, strict=True):

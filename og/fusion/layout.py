@@ -124,7 +124,7 @@ class PackedLayout:
     select_k: int = 0  # selected tokens per image (the same for every image)
     roi_size: int = 0  # r
     n_dropped: tuple[int, ...] = ()  # per image
-    counts: dict[str, tuple[int, ...]] = field(default_factory=dict)  # COUNTS name -> per image
+    counts: dict[str, tuple[int, ...]] = field(default_factory=dict)  # COUNTS + "n_tokens" -> per image (host)
     fallbacks: tuple[int, ...] = ()  # per image: 1 where no mask survived
     identity: bool = False  # every image is exactly its h*w patches in raster order
 
@@ -160,7 +160,8 @@ class PackedLayout:
             pool_weight=torch.cat([lay.pool_weight for lay in layouts]).float(),
             total=int(lengths.sum()), max_segment=int(cat["segment"].max()) if len(kind) else 0,
             n_dropped=tuple(lay.n_dropped for lay in layouts), identity=all(_is_raster(lay, n) for lay in layouts),
-            counts={c: tuple(int(getattr(lay, c)) for lay in layouts) for c in COUNTS},
+            counts={**{c: tuple(int(getattr(lay, c)) for lay in layouts) for c in COUNTS},
+                    "n_tokens": tuple(len(lay) for lay in layouts)},
             fallbacks=tuple(int(lay.fallback) for lay in layouts),
             **cat,
         )

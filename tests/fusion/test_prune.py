@@ -90,3 +90,14 @@ def test_cls_attention_of_the_encoder_matches_eager_attention():
     timm = ENCODERS.get("timm").from_spec(EncoderSpec("timm", "tiny"))
     with pytest.raises(ValueError, match="does not give its CLS attention"):
         timm.forward_with_cls_attention(pixels)
+
+
+def test_switches_belong_to_their_fusion():
+    from og.spec import SpecError
+
+    assert FusionSpec.parse("prune(keep=8,by=cls)").id == "prune(keep=8,by=cls)"
+    with pytest.raises(SpecError, match="takes no keep=8; it is a switch of 'prune'"):
+        FusionSpec.parse("masktoken(keep=8)")
+    with pytest.raises(SpecError, match="by='attention'"):
+        FusionSpec("prune", by="attention")
+    assert not FusionSpec("prune").uses_masks and FusionSpec("roialign").uses_masks
