@@ -74,7 +74,7 @@ def _report(outcome: dict[str, Any]) -> None:
 def _frontier(out: Path, fast: bool, seeds: int) -> None:
     """`og quickstart --frontier`: the sweep on the quickstart's data; its table, frontier.json and chart."""
     from og.experiments.frontier import SWEEP, run_frontier
-    from og.experiments.frontier_report import frontier_table
+    from og.experiments.frontier_report import frontier_table, goal_line
 
     _console().print(f"[bold]og quickstart --frontier[/] -> {out / 'frontier'}  {len(SWEEP)} sweep entries; "
                      f"seeds: {seeds}{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
@@ -82,6 +82,7 @@ def _frontier(out: Path, fast: bool, seeds: int) -> None:
         outcome = run_frontier(out, fast=fast, seeds=seeds, sweep=SWEEP, on_step=on_step, on_done=on_done,
                                notify=lambda line: _console().print(f"[yellow]{line}"))
     _console().print(frontier_table(outcome["rows"]))
+    _console().print(goal_line(outcome["goal"]))
     for name, path in outcome["paths"].items():
         _console().print(f"{name}: {path}")
 

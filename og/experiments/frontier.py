@@ -136,10 +136,10 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
                  sweep: tuple[Entry, ...] | list[Entry] = SWEEP, notify: Callable[[str], None] | None = None,
                  on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
     """Prepare the quickstart's data in `out`, run the sweep into `out/frontier`; returns
-    {"rows", "results", "skipped", "twins", "paths"}. `notify(line)` reports skipped entries and budgets
+    {"rows", "results", "skipped", "twins", "goal", "paths"}. `notify(line)` reports skipped entries and budgets
     no image reaches (default: the log)."""
+    from og.experiments import frontier_report as report
     from og.experiments.ablate_report import chance_levels
-    from og.experiments.frontier_report import composite_chance, frontier_chart, frontier_rows, write_frontier_json
     from og.experiments.quickstart import BASE, SCENES, SIZES, _claim, prepare_data
 
     out = Path(out)
@@ -159,14 +159,15 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
     variants = [v for _, v in runnable if v.label not in twins]
     results = run_ablation(variants, data, size.schedule, list(range(seeds)), runs_dir, on_done=on_done,
                            on_step=on_step)
-    rows = frontier_rows(results, {v.label: e.family for e, v in runnable})
+    rows = report.frontier_rows(results, {v.label: e.family for e, v in runnable})
     test_rows = [json.loads(line) for line in (data.image_root / "test.jsonl").read_text().splitlines()]
-    chance = composite_chance(chance_levels(test_rows))
+    chance = report.composite_chance(chance_levels(test_rows))
     meta = {"size": "fast" if fast else "default", "schedule": asdict(size.schedule), "seeds": seeds,
             "base": BASE.id, "tokens": "visual tokens per image, mean over the first 64 test images",
             "sweep": [asdict(e) for e in sweep], "chance": chance,
             "skipped": [{"label": e.label, "fusion": e.fusion, "reason": why} for e, why in skipped],
             "same_as_unbounded": {a: {"label": b, "most_tokens": n} for a, (b, n) in twins.items()}}
-    paths = {"frontier": write_frontier_json(runs_dir / "frontier.json", rows, meta),
-             "chart": frontier_chart(rows, runs_dir / "frontier.png", chance=chance)}
-    return {"rows": rows, "results": results, "skipped": skipped, "twins": twins, "paths": paths}
+    paths = {"frontier": report.write_frontier_json(runs_dir / "frontier.json", rows, meta),
+             "chart": report.frontier_chart(rows, runs_dir / "frontier.png", chance=chance)}
+    return {"rows": rows, "results": results, "skipped": skipped, "twins": twins, "goal": report.goal(rows),
+            "paths": paths}

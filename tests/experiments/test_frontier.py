@@ -28,6 +28,8 @@ from og.experiments.frontier_report import (
     composite_chance,
     frontier_chart,
     frontier_rows,
+    goal,
+    goal_line,
     pareto_front,
     write_frontier_json,
 )
@@ -110,6 +112,26 @@ def test_frontier_json_schema_and_chart(tmp_path):
         assert image.format == "PNG" and image.width > 600 and image.height > 400
 
 
+def _row(label, tokens, mean, sd, masks=None):
+    return {"label": label, "visual_tokens": tokens, "masks": masks, "composite": {"mean": mean, "sd": sd, "n": 3}}
+
+
+def test_goal_compares_the_best_of_each_side_within_the_budget():
+    rows = [_row("patches", 64, 70.0, 1.0), _row("prune-8", 8, 55.0, 2.0), _row("pool-k3", 9, 58.0, 1.0),
+            _row("prune-16", 16, 69.0, 1.0), _row("mt-8", 7.5, 68.0, 1.5, "oracle"), _row("mt-32", 12, 80, 1, "oracle")]
+    record = goal(rows)
+    assert record["object_guided"]["label"] == "mt-8" and record["patch_baseline"]["label"] == "pool-k3"
+    assert record["patches"]["label"] == "patches"
+    assert record["gap"] == pytest.approx(10.0) and record["gap_sd"] == pytest.approx((1.5**2 + 1.0**2) ** 0.5)
+    assert record["below_patches"] == pytest.approx(2.0) and record["met"] is True
+    assert "goal (<= 10 tokens): met: mt-8 68.0±1.5 vs pool-k3 58.0±1.0 (gap +10.0" in goal_line(record)
+    wide = [dict(r, composite={**r["composite"], "sd": 5.0}) if r["label"] == "mt-8" else r for r in rows]
+    assert goal(wide)["met"] is False  # 10 points, but not above 2 sd of the gap
+    assert goal(rows, near=1.0)["met"] is False  # 2 points below patches
+    assert goal([r for r in rows if not r["masks"]])["met"] is None
+    assert "not measurable" in goal_line(goal(rows[:1]))
+
+
 def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
     sweep = [Entry("masktoken-8", "masktoken", "masktoken(min_one_patch=true,max_tokens=8)", masks=True),
              Entry("later", "later", "notyetthere(k=2)")]  # one trained variant keeps the test short
@@ -124,6 +146,7 @@ def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
     assert 0 < row["visual_tokens"] <= 8  # the budget: visual tokens per image
     assert 0 <= row["composite"]["mean"] <= 100 and row["pareto"] and record["fronts"]["composite"] == ["masktoken-8"]
     assert record["meta"]["skipped"][0]["label"] == "later"
+    assert record["goal"]["met"] is None  # no maskless variant in this sweep
     assert 0 < record["meta"]["chance"]["composite"] < 100
     assert (out / "frontier" / "frontier.png").stat().st_size > 0
     assert outcome["paths"]["chart"] == out / "frontier" / "frontier.png"
@@ -137,7 +160,7 @@ def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in out.glob("frontier/runs/*/seed0/result.json")} == mtimes
     text = " ".join(again.output.split())
-    assert "skipped 1 of 2" in text and "masktoken-8" in text and "frontier.png" in text
+    assert "skipped 1 of 2" in text and "masktoken-8" in text and "frontier.png" in text and "goal (<= 10" in text
     assert "seed 0: stage" not in text  # no progress of any training phase
 
     # a budget no image reaches is its unbounded twin (run once); one some image exceeds is not
