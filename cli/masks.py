@@ -2,7 +2,8 @@
 
     og masks build --images photos/ --segmenter slic --out masks/photos
     og masks build --data llava_v1_5_mix665k.json --image-root data/ --segmenter sam2 \
-        --checkpoint sam2.1_hiera_large.pt --option points_per_batch=64 --out masks/mix665k --shard 0/8
+        --checkpoint sam2.1_hiera_large.pt --points-per-batch 64 --bf16 --compile encoder --out masks/mix665k \
+        --shard 0/8
     torchrun --nproc_per_node 8 -m cli.main masks build ...   # each rank takes its own part
     og masks merge masks/mix665k ; og masks info masks/mix665k
     og masks show masks/mix665k coco/train2017/000000000009.jpg --out overlay.png
@@ -77,6 +78,13 @@ def build(
     shard: str = typer.Option("0/1", "--shard", help="Work part i/n (SLURM arrays); combines with RANK/WORLD_SIZE."),
     batch: int = typer.Option(4, "--batch", help="Images loaded ahead in background threads."),
     flush_every: int = typer.Option(256, "--flush-every", help="Images per shard file (work lost on a kill)."),
+    points_per_batch: int | None = typer.Option(None, "--points-per-batch",
+                                                help="sam2 / sam: prompts per mask-decoder batch (default: 64 on "
+                                                     "CUDA, the published 6 elsewhere)."),
+    bf16: bool | None = typer.Option(None, "--bf16/--no-bf16", help="sam2 / sam: bfloat16 autocast (default: on "
+                                                                    "for sam2 on CUDA)."),
+    compile_: str | None = typer.Option(None, "--compile", help="sam2 / sam: torch.compile none | encoder | all "
+                                                                "(default: encoder for sam2 on CUDA with triton)."),
 ) -> None:
     """Segment every image into a mask store; resumes where a previous run stopped."""
     from og.masks.build import build_store
@@ -93,8 +101,12 @@ def build(
     else:
         root, keys = images, images_in(images)
         console.print(f"{len(keys)} images under {images}")
-    seg = segmenter_from_args(segmenter, variant, checkpoint, option, device)
-    console.print(f"segmenter {seg.spec.id} (weights: {seg.weights or 'none'})")
+    runtime = {"points_per_batch": points_per_batch, "bf16": bf16, "compile": compile_}
+    extra = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in runtime.items() if v is not None]
+    seg = segmenter_from_args(segmenter, variant, checkpoint, [*(option or []), *extra], device)
+    settings = getattr(seg, "runtime", None)
+    shown = f", runtime: {', '.join(f'{k}={v}' for k, v in settings.items())}" if settings else ""
+    console.print(f"segmenter {seg.spec.id} (weights: {seg.weights or 'none'}{shown})")
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:.2f} img/s"), TextColumn("{task.fields[mpi]:.1f} masks/img"),
                TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("ETA"),

@@ -92,8 +92,7 @@ class _Maps:
 
     row_step: np.ndarray  # (H+1,) int64: patches whose pre-image ends at or above row t (saturated)
     row_part: np.ndarray  # (H+1,) float64: the cumulative value of the next patch at row t
-    row_sat: np.ndarray  # (h,) float64: a saturated patch's cumulative value
-    row_total: np.ndarray  # (h,) float64: the cumulative at row H (a whole column's row map)
+    row_basis: np.ndarray  # (h, 2(h+1)+1): cum per step count, per partial, and a whole column's map
     col_bounds: np.ndarray  # (K,) int64: column boundaries with a weight
     col_tail: np.ndarray  # (K+1, w) float64: the weights of the boundaries from k on, summed
     a_rows: torch.Tensor  # (h, H) float32
@@ -108,7 +107,10 @@ def _build_maps(rows: AxisMap, cols: AxisMap) -> _Maps:
     bounds, d = cols.boundary_weights()
     tail = np.zeros((len(bounds) + 1, d.shape[1]))  # (K+1, w)
     tail[:-1] = np.cumsum(d[::-1], axis=0)[::-1]
-    return _Maps(step, part, sat, cum[rows.n], bounds, tail, torch.from_numpy(rows.matrix()).float(),
+    h = len(rows.hi)
+    saturated = np.tril(np.ones((h + 1, h)), -1) * sat  # (h+1, h): step t -> patches < t saturated
+    basis = np.concatenate([saturated, np.eye(h + 1, h), cum[rows.n][None]]).T  # (h, 2(h+1)+1)
+    return _Maps(step, part, basis, bounds, tail, torch.from_numpy(rows.matrix()).float(),
                  torch.from_numpy(cols.matrix()).float())
 
 
@@ -165,8 +167,9 @@ class PatchCoverage:
         Each run is cut at the column boundaries the column map weighs (K of them, about 2w), so
         every piece lies in one bucket between two boundaries; a piece [s, e) adds
         Q(e) - Q(s) = (x_e - x_s) * row_total + cum[y_e] - cum[y_s] to its (mask, bucket), where
-        cum[y] is a step (saturated patches, then one partial) summed with two bincounts; the
-        column map is then (M, h, K+1) @ (K+1, w). Scalar work per run, no (runs x h) arrays."""
+        cum[y] = sat * [patch < step(y)] + part(y) * [patch == step(y)] is counted per
+        (mask, step, bucket) cell with bincounts; both maps are then small products. Scalar work
+        per run, no (runs x h) arrays."""
         height, width = int(size[0]), int(size[1])
         mp = self._maps(height, width)
         h, w = self.grid
@@ -181,18 +184,19 @@ class PatchCoverage:
         bucket = first[run] + piece  # (P,) boundaries before the piece's end
         start = np.where(piece == 0, runs.start[run], fb[np.minimum(bucket - 1, k - 1)])  # (P,)
         end = np.where(piece == cuts[run], runs.end[run], fb[np.minimum(bucket, k - 1)])  # (P,)
-        slot = runs.mask[run] * (k + 1) + bucket  # (P,) (mask, bucket)
-        n_slots = m * (k + 1)
         x_e, y_e = np.divmod(end, height)
         x_s, y_s = np.divmod(start, height)
-        columns = np.bincount(slot, x_e - x_s, n_slots)  # (M*(K+1),) whole columns crossed
-        cell_e, cell_s = slot * (h + 1) + mp.row_step[y_e], slot * (h + 1) + mp.row_step[y_s]
-        n_cells = n_slots * (h + 1)
-        steps = np.bincount(cell_e, minlength=n_cells) - np.bincount(cell_s, minlength=n_cells)
-        parts = np.bincount(cell_e, mp.row_part[y_e], n_cells) - np.bincount(cell_s, mp.row_part[y_s], n_cells)
-        steps = steps.reshape(n_slots, h + 1)[:, ::-1].cumsum(1)[:, ::-1][:, 1:]  # (M*(K+1), h) pieces past row i
-        mass = columns[:, None] * mp.row_total + steps * mp.row_sat + parts.reshape(n_slots, h + 1)[:, :h]
-        cov = mass.reshape(m, k + 1, h).transpose(0, 2, 1) @ mp.col_tail  # (M, h, K+1) @ (K+1, w)
+        # one bincount into (mask, row, bucket) cells; rows: steps 0..h, partials h+1..2h+1, columns
+        rows = 2 * (h + 1) + 1
+        base = runs.mask[run] * rows  # (P,)
+        step_e, step_s = mp.row_step[y_e], mp.row_step[y_s]
+        cell = np.concatenate([base + step_e, base + step_s, base + (h + 1) + step_e, base + (h + 1) + step_s,
+                               base + rows - 1]) * (k + 1) + np.tile(bucket, 5)  # (5P,)
+        ones = np.ones(len(run))
+        weight = np.concatenate([ones, -ones, mp.row_part[y_e], -mp.row_part[y_s], x_e - x_s])  # (5P,)
+        stacked = np.bincount(cell, weight, m * rows * (k + 1)).reshape(m * rows, k + 1)  # (M*rows, K+1)
+        cols = (stacked @ mp.col_tail).reshape(m, rows, w).transpose(1, 0, 2).reshape(rows, m * w)  # (rows, M*w)
+        cov = (mp.row_basis @ cols).reshape(h, m, w).transpose(1, 0, 2)  # (h, rows) @ (rows, M*w) -> (M, h, w)
         return torch.from_numpy(cov.astype(np.float32)).clamp_(0.0, 1.0)  # (M, h, w)
 
     def for_downsampler(self, masks: Masks | StoredMasks, name: str = "area") -> torch.Tensor:

@@ -3,7 +3,8 @@
 Variants `VERSION-SIZE`: version 2 or 2.1, size tiny / small / base-plus / large (a bare size
 means 2.1); the default is the published `2.1-large`. The hydra config shipped with the package
 (`configs/sam2.1/sam2.1_hiera_l.yaml`, ...) builds the model; weights come from a local
-checkpoint (e.g. `sam2.1_hiera_large.pt`). Knobs: see og.segmenters.amg.
+checkpoint (e.g. `sam2.1_hiera_large.pt`). Knobs: see og.segmenters.amg; on CUDA the runtime
+defaults are 64 prompts per batch, bfloat16 autocast and the image encoder compiled.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Sam2Segmenter(AmgSegmenter):
 
     variants = tuple(f"{v}-{s}" for v in VERSIONS for s in SIZES)
     default_variant = "2.1-large"
-    bf16 = True
+    auto_runtime = {"cuda": {"points_per_batch": 64, "bf16": True, "compile": "encoder"}}
+    compile_targets = {"none": (), "encoder": ("image_encoder",), "all": ("image_encoder", "sam_mask_decoder")}
 
     @classmethod
     def resolve_variant(cls, variant: str) -> str:
