@@ -80,8 +80,8 @@ def test_sam2_published_defaults_and_canonical_id():
 
     assert {k: AMG_KNOBS[k] for k in ("points_per_side", "points_per_batch", "pred_iou_thresh",
                                       "stability_score_thresh", "box_nms_thresh", "crop_n_layers")} == {
-        "points_per_side": 32, "points_per_batch": 6, "pred_iou_thresh": 0.9, "stability_score_thresh": 0.95,
-        "box_nms_thresh": 0.7, "crop_n_layers": 0}
+        "points_per_side": 32, "points_per_batch": None, "pred_iou_thresh": 0.9, "stability_score_thresh": 0.95,
+        "box_nms_thresh": 0.7, "crop_n_layers": 0}  # points_per_batch None: auto (the published 6 off CUDA)
 
 
 def test_sam2_checkpoint_round_trip_and_mismatch(tmp_path):
@@ -120,7 +120,7 @@ def test_sam_random_weights_give_masks():
 
 def test_knob_errors_list_the_valid_knobs():
     with pytest.raises(SpecError, match=r"'sam2' has no option 'points'; valid options \(defaults\): "
-                                        r"points_per_side=32, points_per_batch=6, pred_iou_thresh=0.9"):
+                                        r"points_per_side=32, points_per_batch=none, pred_iou_thresh=0.9"):
         build_segmenter("sam2(points=3)")
     with pytest.raises(SpecError, match="points_per_side=1.5 must be a int"):
         build_segmenter("sam(points_per_side=1.5)")
