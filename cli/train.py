@@ -97,12 +97,13 @@ def _processor(spec: Any, encoder_path: Path | None, tokenizer: Path | None, tem
 
 
 def _stage_table(chosen: Any) -> Table:
+    from og.train.recipes import get_recipe
     from og.train.stages import STAGES
 
-    table = Table(title="training stages", title_justify="left")
+    table = Table(title=f"training stages (recipe {chosen.recipe})", title_justify="left")
     for col in ("stage", "trains", "lr", "connector lr", "template", "LoRA", "saves"):
         table.add_column(col)
-    for stage in [*STAGES.values(), chosen]:
+    for stage in [*(get_recipe(chosen.recipe).apply(s) for s in STAGES.values()), chosen]:
         lora = f"r {stage.lora.r} / alpha {stage.lora.alpha} / dropout {stage.lora.dropout}" if stage.lora else "-"
         name = f"[bold green]{stage.name} (this run)[/]" if stage is chosen else stage.name
         table.add_row(name, ", ".join(stage.train), f"{stage.lr:g}", f"{stage.connector_lr or stage.lr:g}",
@@ -120,8 +121,14 @@ def dry_run(spec: Any, stage: Any, args: Any, processor: Any, data: list[str], i
     console.print(f"[bold]spec[/] {spec.id}")
     console.print_json(spec.to_json())
     console.print(_stage_table(stage))
+    from og.train.recipes import describe
+    from og.train.run import with_padding
+
+    console.print(f"[bold]recipe[/] {describe(stage)}")
+    processor = with_padding(processor, stage.pad_to_square)
     keys = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-            "gradient_accumulation_steps", "bf16", "activation_checkpointing", "deepspeed", "output_dir")
+            "gradient_accumulation_steps", "warmup_steps", "max_grad_norm", "bf16", "activation_checkpointing",
+            "deepspeed", "output_dir")
     console.print("[bold]training arguments[/] " + ", ".join(f"{k}={getattr(args, k)}" for k in keys))
     dataset = LlavaDataset(data, processor, template=stage.template or processor.chat_template,
                            image_root=image_root, mask_store=store, max_length=max_length, strict=strict)
@@ -161,7 +168,9 @@ def train(
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 mixed precision."),
     max_length: int = typer.Option(2048, "--max-length", min=1, help="Tokens per sample (text cut at the end)."),
     template: str = typer.Option(None, "--template", help="Chat template (default: the stage's / the model's)."),
-    group_by_modality_length: bool = typer.Option(False, "--group-by-modality-length"),
+    group_by_modality_length: bool = typer.Option(None, "--group-by-modality-length/--no-group-by-modality-length",
+                                                  help="Default: the recipe's (on in finetuning)."),
+    recipe: str = typer.Option(None, "--recipe", help="og-llava | llava-1.5 | og (default: the preset's)."),
     strict: bool = typer.Option(False, "--strict", help="Missing images or masks are errors, not skipped."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output."),
     dry: bool = typer.Option(False, "--dry-run", help="Print spec, stages and token statistics; no training."),
@@ -169,6 +178,7 @@ def train(
 ) -> None:
     """Train one stage (any unknown --key value is a transformers TrainingArguments override)."""
     import og
+    from og.train.recipes import recipe_for
     from og.train.run import run_stage, training_arguments
     from og.train.stages import LoraSettings, get_stage
 
@@ -181,7 +191,7 @@ def train(
                                                 "position": position, "projector": projector})
     lora_given = {k: v for k, v in (("r", lora_r), ("alpha", lora_alpha), ("dropout", lora_dropout),
                                     ("target", lora_target)) if v is not None}
-    base_stage = get_stage(stage)
+    base_stage = recipe_for(recipe, preset, spec).apply(get_stage(stage))
     lora = dataclasses.replace(base_stage.lora or LoraSettings(), **lora_given) if lora_given else None
     the_stage = base_stage.with_flags(train_llm=train_llm, train_encoder=train_encoder, lora=lora)
     tok_path = tokenizer or llm

@@ -6,8 +6,12 @@
     r2 = run_stage("finetune", model, processor, ["chat.jsonl"], "runs/s2", image_root="img",
                    mask_store=MaskStore("masks"), from_stage1="runs/s1", max_steps=200)
 
+A stage given by name takes the values of a training recipe (`og.train.recipes`): `recipe=`
+("og-llava", "llava-1.5", "og"), by default the recipe of the preset the model's spec is
+(`og` when it is none): batch, accumulation, warmup, max_grad_norm, learning rates, LoRA,
+template, padding to square and modality grouping; a `Stage` object is used as it is.
 Keyword arguments that are not run_stage's own are `TrainingArguments` overrides on top of
-the stage's recipe (`og.train.stages.RECIPE`). `deepspeed` is a shipped config name (`zero2`,
+the stage's values. `deepspeed` is a shipped config name (`zero2`,
 `zero3`, `zero3_offload`) or a path. The run directory gets `trainables.safetensors` +
 `og_train.json` (the stage's weights and what `og export` needs to rebuild the model, and
 `layouts`: what the fusion did to the images trained on, also logged as one line),
@@ -16,6 +20,7 @@ the processor files, and `checkpoint-N/` directories (resumable with `resume=Tru
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -32,8 +37,10 @@ from transformers import TrainerCallback, TrainingArguments
 from og.data.collator import TrainCollator
 from og.data.llava_dataset import LlavaDataset
 from og.fusion.counts import LayoutCounts
+from og.masks.geometry import ImageTransform
 from og.train.checkpoint import load_trainables
-from og.train.stages import CONNECTOR, LoraSettings, Stage, apply_stage, get_stage
+from og.train.recipes import Recipe, stage_with_recipe
+from og.train.stages import CONNECTOR, LoraSettings, Stage, apply_stage
 from og.train.trainer import OGTrainer
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,16 @@ def training_arguments(stage: Stage, output_dir: str | Path, deepspeed: str | No
     return TrainingArguments(**kwargs)
 
 
+def with_padding(processor: Any, pad_to_square: bool | None) -> Any:
+    """The processor, or a copy of it that pads images to square as the stage says (None: as it is)."""
+    t = processor.transform
+    if pad_to_square is None or pad_to_square == t.pad_to_square:
+        return processor
+    padded = copy.copy(processor)
+    padded.transform = ImageTransform(t.image_size, t.mean, t.std, pad_to_square)
+    return padded
+
+
 def has_lora(model: nn.Module) -> bool:
     return any("lora_" in name for name, _ in model.named_parameters())
 
@@ -128,14 +145,19 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
               *, image_root: str | Path | None = None, mask_store: Any = None, segmenter: Any = None,
               from_stage1: str | Path | None = None, train_llm: bool = False, train_encoder: bool = False,
               lora: LoraSettings | None = None, template: str | None = None, max_length: int | None = 2048,
-              strict: bool = False, group_by_modality_length: bool = False, resume: bool = False,
-              deepspeed: str | None = None, base: dict[str, Any] | None = None,
+              strict: bool = False, group_by_modality_length: bool | None = None, resume: bool = False,
+              deepspeed: str | None = None, base: dict[str, Any] | None = None, recipe: str | Recipe | None = None,
               callbacks: list[TrainerCallback] | None = None, **training_overrides: Any) -> TrainResult:
     """Train one stage; returns losses, counts and where the weights went (see module doc)."""
-    stage = get_stage(stage).with_flags(train_llm=train_llm, train_encoder=train_encoder, lora=lora)
+    stage = stage_with_recipe(stage, recipe, model.config.model_spec).with_flags(
+        train_llm=train_llm, train_encoder=train_encoder, lora=lora)
+    log.info("stage %s: recipe %s", stage.name, stage.recipe)
+    if group_by_modality_length is None:
+        group_by_modality_length = stage.group_by_modality_length
     output_dir = Path(output_dir)
     args = training_arguments(stage, output_dir, deepspeed, **training_overrides)
     base_info = describe_base(model, processor, output_dir, base, args.should_save)
+    processor = with_padding(processor, stage.pad_to_square)  # what this stage's data sees (and saves)
     if stage.lora is not None and not has_lora(model):
         model = add_lora(model, stage.lora)
     if from_stage1 is not None:
@@ -148,7 +170,8 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
         max_length=max_length, strict=strict, seed=args.seed)
     info = {"stage": stage.name, "spec": model.config.model_spec.to_dict(), "trains": list(stage.train),
             "saves": list(stage.saves), "lora": dataclasses.asdict(stage.lora) if stage.lora else None,
-            "template": template, "max_length": max_length, "base": base_info,
+            "template": template, "max_length": max_length, "base": base_info, "recipe": stage.recipe,
+            "pad_to_square": processor.transform.pad_to_square, "group_by_modality_length": group_by_modality_length,
             "from_stage1": str(from_stage1) if from_stage1 is not None else None, "trainable": trainable}
     trainer = OGTrainer(model=model, args=args, train_dataset=dataset, callbacks=callbacks, stage=stage, info=info,
                         data_collator=TrainCollator(processor.tokenizer.pad_token_id, max_length),

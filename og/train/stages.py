@@ -11,9 +11,10 @@ groups name the model's submodules (`OGLlavaForConditionalGeneration`: `encoder`
 `position`, `projector`, `language_model`); LoRA weights are the `lora_` parameters PEFT adds
 to the language model (`og.model.lora.apply_lora`; names are taken without PEFT's wrapper
 prefix). The connector groups use `connector_lr` (LLaVA's `mm_projector_lr`).
-The training defaults are the published recipe (OG-LLaVA / LLaVA-1.5): one epoch, 8 x 4
-accumulation per device, cosine schedule with 3% warmup, no weight decay, gradient
-checkpointing, max length 2048.
+This table is og's own default recipe (`og`: one epoch, 8 x 4 accumulation per device, cosine
+schedule with 3% warmup, max_grad_norm 1.0, no weight decay, gradient checkpointing); the
+published recipes of the presets (`og-llava*`, `llava-1.5*`) replace its values per stage
+(`og.train.recipes`), including the template, padding to square and modality grouping.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ GROUP_MODULES = {"projector": "projector", "fusion": "fusion", "position": "posi
 GROUPS = tuple(GROUP_MODULES)
 RECIPE: dict[str, Any] = {
     "num_train_epochs": 1, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4,
-    "lr_scheduler_type": "cosine", "warmup_steps": 0.03, "weight_decay": 0.0, "activation_checkpointing": True,
+    "lr_scheduler_type": "cosine", "warmup_steps": 0.03, "max_grad_norm": 1.0, "weight_decay": 0.0,
+    "activation_checkpointing": True,
     "save_strategy": "steps", "save_steps": 500, "save_total_limit": 2, "logging_steps": 1,
 }
 
@@ -62,6 +64,9 @@ class Stage:
     lora: LoraSettings | None = None
     saves: tuple[str, ...] = ()  # groups written to trainables.safetensors
     defaults: dict[str, Any] = field(default_factory=lambda: dict(RECIPE))  # TrainingArguments
+    pad_to_square: bool | None = None  # images padded to square in this stage; None: the processor's setting
+    group_by_modality_length: bool = False  # the default of run_stage's group_by_modality_length
+    recipe: str = "og"  # the recipe these values come from (og.train.recipes)
 
     def with_flags(self, train_llm: bool = False, train_encoder: bool = False,
                    lora: LoraSettings | None = None) -> Stage:
