@@ -24,7 +24,7 @@ from PIL import Image
 
 from og.experiments.ablate import AblationData, Variant, run_ablation
 from og.experiments.ablate_grid import IMAGE_SUFFIXES
-from og.spec import ModelSpec, SpecError
+from og.spec import PRUNE_BY, ModelSpec, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,6 @@ def _with_budget(fusion: str, n: int | None) -> str:
 
 
 BUDGETS = (8, 16, 32, None)  # visual tokens per image for the object-guided fusions (None: unbounded)
-PRUNE_BY = ("random", "norm", "cls")
 SWEEP: tuple[Entry, ...] = (
     Entry("patches", "patches", "patches"),
     *(Entry(f"patchpool-k{k}", "patchpool", f"patchpool(k={k})") for k in (2, 3, 4)),
