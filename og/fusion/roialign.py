@@ -18,13 +18,10 @@ are half precision.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from og.fusion.downsample import overlap_matrix
 from og.fusion.layout import BOM, ROI, PackedLayout, TokenLayout
 from og.fusion.plan import select_masks
 from og.fusion.strategies import Fusion, full, global_part, make_layout
@@ -34,25 +31,26 @@ from og.spec import FusionSpec
 _TOL = 1e-6
 
 
-@functools.lru_cache(maxsize=256)
-def _overlap(n: int, r: int) -> torch.Tensor:
-    return overlap_matrix(n, r).float()  # (r, n)
+def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, n: int, r: int) -> torch.Tensor:
+    """(K, r, n): the share of each of n patches in each of r equal cells spanning [lo, hi) (rows sum to 1)."""
+    size = (hi - lo).float()[:, None] / r  # (K, 1) cell length in patches
+    edges = lo.float()[:, None] + size * torch.arange(r + 1, dtype=torch.float32)  # (K, r+1)
+    p = torch.arange(n, dtype=torch.float32)  # (n,)
+    inter = torch.minimum(edges[:, 1:, None], p + 1) - torch.maximum(edges[:, :-1, None], p)  # (K, r, n)
+    return inter.clamp(min=0) / size[:, :, None]
 
 
 def group_cells(member: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int], r: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Boxes (K, 4) x1, y1, x2, y2 and cell coverage (K, r*r) of groups given as member / weight (K, N)."""
     h, w = grid
-    boxes, cells = [], []
-    for mem, wt in zip(member.reshape(-1, h, w), weight.reshape(-1, h, w), strict=True):
-        ys, xs = torch.nonzero(mem.any(1)).squeeze(1), torch.nonzero(mem.any(0)).squeeze(1)
-        y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
-        box = wt[y0:y1, x0:x1]  # (bh, bw)
-        cells.append((_overlap(y1 - y0, r) @ box @ _overlap(x1 - x0, r).T).reshape(r * r))  # (r*r,)
-        boxes.append(torch.tensor([x0, y0, x1, y1], dtype=torch.float32))
-    if not boxes:
-        return torch.zeros(0, 4), torch.zeros(0, r * r)
-    return torch.stack(boxes), torch.stack(cells)
+    k = member.shape[0]
+    rows, cols = member.reshape(k, h, w).any(2), member.reshape(k, h, w).any(1)  # (K, h), (K, w)
+    y0, x0 = rows.float().argmax(1), cols.float().argmax(1)  # (K,) first covered row / column
+    y1, x1 = h - rows.flip(1).float().argmax(1), w - cols.flip(1).float().argmax(1)  # (K,) one past the last
+    cy, cx = _axis_weights(y0, y1, h, r), _axis_weights(x0, x1, w, r)  # (K, r, h), (K, r, w)
+    cells = torch.einsum("kah,khw,kbw->kab", cy, weight.reshape(k, h, w).float(), cx)  # (K, r, r)
+    return torch.stack([x0, y0, x1, y1], 1).float(), cells.reshape(k, r * r)
 
 
 def kept_cells(spec: FusionSpec, cells: torch.Tensor) -> torch.Tensor:
