@@ -18,11 +18,12 @@ Auto modules already imported when `install()` runs are registered at once. Afte
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import sys
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # importlib.abc alone would import importlib.resources, tempfile, random, ...
+    from importlib.machinery import ModuleSpec
 
 REGISTRARS = {
     "transformers.models.auto.configuration_auto": "og.model.configuration",
@@ -37,13 +38,14 @@ def _register(auto_module: str) -> None:
     importlib.import_module(REGISTRARS[auto_module])
 
 
-class _RegisteringLoader(importlib.abc.Loader):
-    """Runs the wrapped loader, then registers og with the module it loaded."""
+class _RegisteringLoader:
+    """A loader (the import protocol's duck type) that runs the wrapped loader, then registers og
+    with the module it loaded."""
 
     def __init__(self, loader: Any, name: str) -> None:
         self.loader, self.name = loader, name
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
@@ -54,11 +56,12 @@ class _RegisteringLoader(importlib.abc.Loader):
         return getattr(self.loader, attr)
 
 
-class _AutoModuleFinder(importlib.abc.MetaPathFinder):
-    """Finds transformers' auto modules through the other finders and wraps their loader."""
+class _AutoModuleFinder:
+    """A meta path finder that finds transformers' auto modules through the other finders and wraps
+    their loader."""
 
     def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None
-                  ) -> importlib.machinery.ModuleSpec | None:
+                  ) -> ModuleSpec | None:
         if fullname not in REGISTRARS:
             return None
         for finder in sys.meta_path:
