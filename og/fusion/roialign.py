@@ -115,5 +115,7 @@ class RoiAlignFusion(Fusion):
         cells = roi_align(fmap, layout.boxes.to(fmap.dtype), output_size=(r, r), spatial_scale=1.0,
                           sampling_ratio=-1, aligned=True)  # (ΣQ, D, r, r)
         rows = cells.permute(0, 2, 3, 1).reshape(-1, d)  # (ΣQ*r*r, D)
-        tokens = rows.index_select(0, layout.roi_src) * layout.roi_weight[:, None].to(rows.dtype)  # (ΣR, D)
+        tokens = rows.index_select(0, layout.roi_src)  # (ΣR, D)
+        if self.spec.cells == "weight":
+            tokens = tokens * layout.roi_weight[:, None].to(rows.dtype)  # (ΣR, D) scaled by cell coverage
         return out.index_copy_(0, layout.roi_pos, tokens.to(out.dtype))
