@@ -103,3 +103,15 @@ def test_bf16_and_grid_mismatch():
     other = POSITIONS.get("sincos2d")(PositionSpec("sincos2d"), DV, DL, (4, 3))
     with pytest.raises(ValueError, match="layout grid"):
         other.before_projector(torch.zeros(lay.total, DV), lay)
+
+
+@pytest.mark.parametrize("name", sorted(POSITIONS.list()))
+def test_the_module_call_runs_each_side(name):
+    """The model calls the module (so ZeRO-3 gathers its tables around forward): the same values."""
+    lay = packed()
+    pos = build(name)
+    x, y = torch.randn(lay.total, DV), torch.randn(lay.total, DL)
+    assert torch.equal(pos(x, lay, "before"), pos.before_projector(x, lay))
+    assert torch.equal(pos(y, lay, "after"), pos.after_projector(y, lay))
+    with pytest.raises(ValueError, match="position side 'middle'; use one of before, after"):
+        pos(x, lay, "middle")
