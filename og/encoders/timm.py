@@ -98,3 +98,24 @@ class TimmEncoder(VisionEncoder):
             pixels, indices=[self.block], norm=False, stop_early=True, intermediates_only=True, output_fmt="NLC"
         )
         return feats[0]  # (B, h*w, D), prefix tokens (CLS, registers) dropped by timm
+
+    def forward_with_cls_attention(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, h*w, D) and the last block's CLS attention to each patch (B, h*w), in one pass."""
+        m = self.model
+        attn = m.blocks[-1].attn
+        if getattr(m, "cls_token", None) is None or not hasattr(attn, "qkv") or len(m.blocks) < 2:
+            raise ValueError(f"encoder {self.spec.id!r} has no CLS token or no plain qkv attention in its last block; "
+                             "fusion prune(by=cls) needs one: use a CLIP / ViT encoder, or prune(by=norm|random)")
+        pixels = pixels.to(m.patch_embed.proj.weight.dtype)  # (B, 3, H, W)
+        last = len(m.blocks) - 1
+        indices = sorted({self.block, last - 1})
+        outs = dict(zip(indices, m.forward_intermediates(
+            pixels, indices=indices, return_prefix_tokens=True, norm=False, stop_early=True, intermediates_only=True,
+            output_fmt="NLC"), strict=True))
+        patches, prefix = outs[last - 1]  # (B, h*w, D), (B, P, D): the last block's input
+        x = m.blocks[-1].norm1(torch.cat([prefix, patches], 1))  # (B, L, D)
+        b, length, d = x.shape
+        qkv = attn.qkv(x).reshape(b, length, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, H, L, hd)
+        q, k = attn.q_norm(qkv[0][:, :, :1]), attn.k_norm(qkv[1])  # (B, H, 1, hd), (B, H, L, hd)
+        prob = (q.float() @ k.float().transpose(-1, -2) * attn.scale).softmax(-1)  # (B, H, 1, L)
+        return outs[self.block][0], prob.mean(1)[:, 0, prefix.shape[1]:]  # (B, h*w, D), (B, h*w)

@@ -7,7 +7,8 @@
   then a sort back to raster order).
 - `cls`: the N patches the encoder's CLS token attends to most in its last layer (VisionZip /
   FastV-style dominant tokens); the model passes the attention (B, h*w) from the encoder's
-  `forward_with_cls_attention`. An encoder without a CLS token (e.g. SigLIP) is an error.
+  `forward_with_cls_attention` (`clip`, `timm` ViTs). An encoder without a CLS token (e.g.
+  SigLIP) is an error.
 
 An image gets min(N, h*w) tokens, each its own rope group; `global_view`, `bom_token`,
 `filler` and the mask switches have no effect; N over `max_tokens` is an error. Tokens chosen in

@@ -87,9 +87,20 @@ def test_cls_attention_of_the_encoder_matches_eager_attention():
     siglip = ENCODERS.get("siglip").from_spec(EncoderSpec("siglip", "tiny"))
     with pytest.raises(ValueError, match="has no CLS token"):
         siglip.forward_with_cls_attention(pixels)
-    timm = ENCODERS.get("timm").from_spec(EncoderSpec("timm", "tiny"))
+    timm = ENCODERS.get("timm").from_spec(EncoderSpec("timm", "tiny")).eval()  # CLS + 2 register tokens
+    captured = {}
+    attn = timm.model.blocks[-1].attn
+    with torch.no_grad():
+        feats, attention = timm.forward_with_cls_attention(pixels)
+        assert torch.equal(feats, timm(pixels))
+        attn.fused_attn = False  # timm's explicit path: its attention probabilities pass through attn_drop
+        hook = attn.attn_drop.register_forward_hook(lambda m, i, o: captured.setdefault("p", o))
+        timm.model.forward_features(pixels)
+        hook.remove()
+    torch.testing.assert_close(attention, captured["p"][:, :, 0, timm.model.num_prefix_tokens:].mean(1))
+    open_clip = ENCODERS.get("open_clip").from_spec(EncoderSpec("open_clip", "tiny"))
     with pytest.raises(ValueError, match="does not give its CLS attention"):
-        timm.forward_with_cls_attention(pixels)
+        open_clip.forward_with_cls_attention(pixels)
 
 
 def test_switches_belong_to_their_fusion():
