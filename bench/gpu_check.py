@@ -41,6 +41,9 @@ from gpu_check_parts.workload import Workload  # noqa: E402
 
 PARTS = ("train", "infer", "zero", "sam2")
 LIMITS = {"train": 120.0, "infer": 60.0, "zero": 150.0, "sam2": 60.0}  # seconds; about 6.5 minutes in all
+DEFAULT_LIMITS = ",".join(f"{k}={v:.0f}" for k, v in LIMITS.items())
+CPU_LIMIT = 600.0  # every part's default on the CPU (--tiny: the first DeepSpeed run compiles a CPU op)
+HARD_FACTOR = 1.25  # a part is interrupted at 1.25x its limit (CUDA runs)
 INFER_FUSIONS = ("patches", "masktoken")
 
 
@@ -53,14 +56,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="default: bfloat16 on CUDA, float32 on the CPU")
     ap.add_argument("--out", type=Path, default=Path("runs/gpu_check"), help="folder of gpu_check.json")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
-    ap.add_argument("--limits", default=",".join(f"{k}={v:.0f}" for k, v in LIMITS.items()),
-                    help="soft time limit per part in seconds (part=s,...); the hard limit is 1.25x")
+    ap.add_argument("--limits", default="",
+                    help=f"soft time limit per part in seconds, part=s,... (default {DEFAULT_LIMITS} on CUDA, "
+                         f"{CPU_LIMIT:.0f} each on the CPU); the hard limit is 1.25x (none on the CPU)")
     ap.add_argument("--fusions", default=None, help="train-part fusions (default: patches, masktoken, then the rest)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--masks", type=int, default=40, help="masks per image (capped where the grid is small)")
     ap.add_argument("--lora-r", type=int, default=None, help="default 128 (8 with --tiny)")
-    ap.add_argument("--steps", type=int, default=None, help="timed training steps (default 10; 3 with --tiny)")
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=None, help="timed training steps (default 10; 2 with --tiny)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2; 1 with --tiny)")
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=None, help="timed generations (default 3; 1 with --tiny)")
     ap.add_argument("--zero-steps", type=int, default=2)
@@ -68,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def parse_limits(text: str) -> dict[str, float]:
-    limits = dict(LIMITS)
+def parse_limits(text: str, cpu: bool) -> dict[str, float]:
+    limits = {k: CPU_LIMIT for k in LIMITS} if cpu else dict(LIMITS)
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
         if key not in LIMITS or not value.replace(".", "", 1).isdigit():
@@ -150,9 +154,9 @@ def train_and_infer(args: argparse.Namespace, setup: Setup, work: Workload, part
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.steps = args.steps or (3 if args.tiny else 10)
+    args.steps = args.steps or (2 if args.tiny else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 2)
     args.repeats = args.repeats or (1 if args.tiny else 3)
-    limits = parse_limits(args.limits)
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(wanted) - set(PARTS))
     if unknown:
@@ -160,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("transformers", "accelerate", "deepspeed", "DeepSpeed", "torch.distributed"):
         logging.getLogger(name).setLevel(logging.ERROR)
     setup = make_setup(args)
-    parts = {name: Part(name, limits[name]) for name in wanted}
+    limits = parse_limits(args.limits, setup.device.type == "cpu")
+    hard = None if setup.device.type == "cpu" else HARD_FACTOR  # see budget.Part: no alarms on the CPU
+    parts = {name: Part(name, limits[name], hard) for name in wanted}
     results: dict[str, Any] = {"meta": metadata(args, setup)}
     work = Workload.make(args.batch, *setup.geometry(), args.masks, words())
     train_and_infer(args, setup, work, parts, results)

@@ -59,7 +59,8 @@ def run(model: Any, processor: Any, setup: Setup, work: Workload, part: Part, ne
             if part.out_of_time():
                 break
             base.set_attn_implementation(attention)
-            timed_generate(model, batch, 2, device)  # warm-up
+            if device.type == "cuda":
+                timed_generate(model, batch, 2, device)  # warm-up: kernels, allocator
             prefill = [timed_generate(model, batch, 1, device)[0] for _ in range(repeats)]
             totals, out = [], None
             for _ in range(repeats):

@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "gpu_check.py"
 sys.path.insert(0, str(ROOT / "bench"))
 
+from gpu_check_parts.budget import Part  # noqa: E402
 from gpu_check_parts.workload import equal_token_masks  # noqa: E402
 
 from og.fusion import downsample, plan_layout  # noqa: E402
@@ -37,6 +39,22 @@ def test_masks_give_masktoken_the_patch_count(image_size, grid, n_masks):
     tokens = {name: len(plan_layout(FusionSpec(name), coverage, grid, torch.as_tensor(masks.scores)))
               for name in ("patches", "masktoken")}
     assert tokens["masktoken"] == tokens["patches"] == grid[0] * grid[1]
+
+
+def test_part_soft_limit_stops_between_units_and_hard_limit_interrupts():
+    soft = Part("soft", 0.05, hard_factor=None)
+    done = 0
+    with soft:
+        while not soft.out_of_time():
+            time.sleep(0.01)
+            done += 1
+    assert soft.reached and not soft.interrupted and done >= 1
+    hard = Part("hard", 0.05, hard_factor=2.0)  # interrupted at 0.1 s, inside a unit that would take 5 s
+    start = time.perf_counter()
+    with hard:
+        time.sleep(5)
+    assert hard.reached and hard.interrupted and time.perf_counter() - start < 2
+    assert hard.summary()["interrupted"] is True
 
 
 def numbers(obj, path=""):
@@ -68,7 +86,7 @@ def test_tiny_run_reports_every_part(tmp_path):
     assert not bad
     train = results["train"]
     for fusion in ("patches", "masktoken"):
-        assert train["runs"][fusion]["steps"] == 3 and train["runs"][fusion]["step_ms_median"] > 0
+        assert train["runs"][fusion]["steps"] == 2 and train["runs"][fusion]["step_ms_median"] > 0
     assert train["equal_visual_tokens"] and train["runs"]["masktoken"]["visual_tokens_per_image"] == 64
     assert train["ratio_masktoken_patches"] > 0
     for fusion in ("patches", "masktoken"):
