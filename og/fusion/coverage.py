@@ -197,7 +197,7 @@ class PatchCoverage:
         stacked = np.bincount(cell, weight, m * rows * (k + 1)).reshape(m * rows, k + 1)  # (M*rows, K+1)
         cols = (stacked @ mp.col_tail).reshape(m, rows, w).transpose(1, 0, 2).reshape(rows, m * w)  # (rows, M*w)
         cov = (mp.row_basis @ cols).reshape(h, m, w).transpose(1, 0, 2)  # (h, rows) @ (rows, M*w) -> (M, h, w)
-        return torch.from_numpy(cov.astype(np.float32)).clamp_(0.0, 1.0)  # (M, h, w)
+        return torch.from_numpy(np.clip(cov, 0.0, 1.0).astype(np.float32))  # (M, h, w)
 
     def for_downsampler(self, masks: Masks | StoredMasks, name: str = "area") -> torch.Tensor:
         """Coverage under the downsampler `name`: `area` straight from the masks; any other

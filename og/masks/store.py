@@ -25,6 +25,7 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,41 @@ _BUCKETS = (0, 1, 5, 10, 20, 50, 100, 200)
 CACHE_GROUPS = 64  # row groups kept in memory per store (8 images each)
 
 
+@dataclass(frozen=True)
+class _Group:
+    """One read row group: the table, and its mask columns as numpy views (no per-read arrow calls)."""
+
+    table: pa.Table
+    height: np.ndarray  # (G,)
+    width: np.ndarray  # (G,)
+    first: np.ndarray  # (G+1,) mask offsets of the rows
+    byte_offsets: np.ndarray  # (masks+1,) RLE string offsets into data
+    data: np.ndarray  # uint8, every RLE string of the group back to back
+    scores: np.ndarray  # (masks,) float32
+
+    @classmethod
+    def of(cls, table: pa.Table) -> _Group:
+        counts = table.column("counts").combine_chunks()  # one chunk when read: no copy
+        values = counts.values  # BinaryArray of every mask of the group
+        buffers = values.buffers()
+        byte_offsets = np.frombuffer(buffers[1], np.int32, len(values) + values.offset + 1)[values.offset:]
+        data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+        scores = table.column("scores").combine_chunks()
+        score_values = scores.values.to_numpy(zero_copy_only=False)
+        score_first = scores.offsets.to_numpy()
+        first = counts.offsets.to_numpy()
+        if not np.array_equal(first - first[0], score_first - score_first[0]):
+            raise ValueError("a row's scores and masks differ in number")
+        return cls(table, table.column("height").to_numpy(), table.column("width").to_numpy(), first,
+                   byte_offsets.astype(np.int64), data, score_values[score_first[0]:].astype(np.float32))
+
+    def masks(self, row: int) -> StoredMasks:
+        lo, hi = int(self.first[row]), int(self.first[row + 1])
+        base = int(self.first[0])
+        return StoredMasks(self.data, self.byte_offsets[lo:hi + 1], int(self.height[row]), int(self.width[row]),
+                           self.scores[lo - base:hi - base].copy())
+
+
 class MissingKeyError(KeyError):
     """A key that is not in the store (or failed); the message is one plain line."""
 
@@ -90,7 +126,7 @@ class MaskStore:
         self._files: dict[str, pq.ParquetFile] = {}
         self._pid = os.getpid()
         self._group_starts: dict[str, list[int]] = {}
-        self._groups: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()  # LRU of read row groups
+        self._groups: OrderedDict[tuple[str, int], _Group] = OrderedDict()  # LRU of read row groups
         for name in self.shards:  # footer check of every shard: truncation is caught here
             self._file(name)
         self._index, self._errors, self.duplicates = self._load_index()
@@ -139,21 +175,23 @@ class MaskStore:
 
     def _read_groups(self, name: str, groups: list[int]) -> None:
         """Read row groups of one shard in one call into the cache."""
+        starts = self._group_starts[name]
         try:
             table = self._file(name).read_row_groups(groups, columns=_READ)
+            at, read = 0, []
+            for group in groups:
+                size = starts[group + 1] - starts[group]
+                read.append(((name, group), _Group.of(table.slice(at, size))))
+                at += size
         except (OSError, ValueError, pa.ArrowException) as err:
             raise CorruptShardError(self.root / SHARD_DIR / name, f"{type(err).__name__}: {err}") from None
-        starts = self._group_starts[name]
-        at = 0
-        for group in groups:
-            size = starts[group + 1] - starts[group]
-            self._groups[(name, group)] = table.slice(at, size)
-            self._groups.move_to_end((name, group))
-            at += size
+        for where, group_data in read:
+            self._groups[where] = group_data
+            self._groups.move_to_end(where)
         while len(self._groups) > max(CACHE_GROUPS, len(groups)):
             self._groups.popitem(last=False)
 
-    def _group(self, name: str, group: int) -> pa.Table:
+    def _group(self, name: str, group: int) -> _Group:
         cached = self._groups.get((name, group))
         if cached is None:
             self._read_groups(name, [group])
@@ -176,23 +214,12 @@ class MaskStore:
 
     def _row(self, key: str) -> dict[str, Any]:
         name, group, row = self._locate(key)
-        return self._group(name, group).slice(row, 1).to_pylist()[0]
+        return self._group(name, group).table.slice(row, 1).to_pylist()[0]
 
     def read(self, key: str) -> StoredMasks:
         """The masks of image `key` as stored (RLE strings as views, not decoded; KeyError when missing)."""
         name, group, row = self._locate(key)
-        table = self._group(name, group)
-        counts = table.column("counts").chunk(0) if table.column("counts").num_chunks == 1 else \
-            table.column("counts").combine_chunks()
-        first, last = counts.offsets[row].as_py(), counts.offsets[row + 1].as_py()  # masks of this row
-        values = counts.values  # BinaryArray of every mask of the group
-        byte_offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + values.offset + 1)
-        data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] is not None else \
-            np.zeros(0, np.uint8)
-        offsets = byte_offsets[values.offset + first: values.offset + last + 1].astype(np.int64)  # (M+1,)
-        scores = np.array(table.column("scores")[row].values, np.float32)  # (M,) small, writable
-        return StoredMasks(data, offsets, int(table.column("height")[row].as_py()),
-                           int(table.column("width")[row].as_py()), scores)
+        return self._group(name, group).masks(row)
 
     def get(self, key: str, index: np.ndarray | list[int] | None = None) -> Masks:
         """The masks of image `key` (only those in `index` when given; KeyError naming the key when

@@ -3,6 +3,8 @@ their fallbacks, errors, save / load."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -148,3 +150,35 @@ def test_chat_template_and_tokenizer_preparation(make_model):
     with pytest.raises(ValueError, match="on_missing_masks='drop'"):
         OGLlavaProcessor(tok, proc.transform, proc.fusion, proc.grid, on_missing_masks="drop")
     assert np.isfinite(proc.transform.mean).all()
+
+
+def test_stored_masks_go_to_coverage_without_decoding(make_model, samples, store, monkeypatch):
+    """A store source hands the processor RLE strings; coverage integrates their runs (no pixel
+    masks), and the layout is the one of the decoded masks (exactly, here: 64 px = 8 x 8 px patches)."""
+    from og.masks.masks import Masks
+    from og.masks.rle import StoredMasks
+
+    _, proc = make_model("masktoken")
+    img, masks = samples[0]
+    given = proc.prepare_image(img, masks)[1]
+    proc.mask_source = store
+    assert isinstance(proc.masks_for(img, "a.png", stored=True), StoredMasks)
+    assert isinstance(proc.masks_for(img, "a.png"), Masks)  # the contract's default: decoded
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("stored masks were decoded")
+
+    monkeypatch.setattr(Masks, "from_counts", no_decoding)
+    batch = proc([Q], [img], keys=["a.png"])
+    assert torch.equal(batch["layout"].patch, given.patch) and torch.equal(batch["layout"].kind, given.kind)
+    with pytest.raises(ValueError, match="masks are 40x56 but the image is 48x48"):
+        proc.prepare_image(samples[1][0], store.read("a.png"))
+
+
+def test_raster1d_keeps_the_reference_path(make_model, samples):
+    _, proc = make_model("masktoken")
+    proc.fusion = dataclasses.replace(proc.fusion, downsampler="raster1d")
+    img, masks = samples[0]
+    ref = plan_layout(proc.fusion, downsample(proc.transform.transform_masks(masks), proc.grid, "raster1d"),
+                      proc.grid, torch.as_tensor(masks.scores))
+    assert torch.equal(proc.prepare_image(img, masks)[1].patch, ref.patch)
