@@ -40,7 +40,7 @@ from gpu_check_parts.shapes import Setup, free_memory, words  # noqa: E402
 from gpu_check_parts.workload import Workload  # noqa: E402
 
 PARTS = ("train", "infer", "zero", "sam2")
-LIMITS = {"train": 110.0, "infer": 50.0, "zero": 140.0, "sam2": 60.0}  # seconds: 6 minutes in all, 7.5 at the hard limits
+LIMITS = {"train": 110.0, "infer": 50.0, "zero": 140.0, "sam2": 60.0}  # s: 6 min in all, 7.5 at the hard limits
 DEFAULT_LIMITS = ",".join(f"{k}={v:.0f}" for k, v in LIMITS.items())
 CPU_LIMIT = 600.0  # every part's default on the CPU (--tiny: the first DeepSpeed run compiles a CPU op)
 HARD_FACTOR = 1.25  # a part is interrupted at 1.25x its limit (CUDA runs)

@@ -37,13 +37,17 @@ def first_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int] | None
     return sample, int(diff[diff[:, 0] == sample][:, 1].min())
 
 
-def explain(runs: dict[str, dict[str, Any]], at: tuple[int, int]) -> str:
+def explain(runs: dict[str, dict[str, Any]], at: tuple[int, int]) -> tuple[str, bool]:
+    """Why the answers differ, and whether it is a near-tie: the top-2 logit gap at the first
+    difference is within twice the largest sdpa/eager logit difference of the prefill."""
     sample, pos = at
     top2 = runs["sdpa"]["scores"][pos][sample].float().topk(2).values
-    prefill_diff = (runs["sdpa"]["prefill_logits"] - runs["eager"]["prefill_logits"]).abs().max()
-    return (f"sample {sample} differs from generated token {pos}: the sdpa top-2 logit gap there is "
-            f"{float(top2[0] - top2[1]):.3g}, against a largest sdpa/eager logit difference of "
-            f"{float(prefill_diff):.3g} at the prefill (a near-tie that rounding flips)")
+    gap = float(top2[0] - top2[1])
+    prefill_diff = float((runs["sdpa"]["prefill_logits"] - runs["eager"]["prefill_logits"]).abs().max())
+    near_tie = gap <= 2 * prefill_diff
+    return (f"sample {sample} differs from generated token {pos}: the sdpa top-2 logit gap there is {gap:.3g}, "
+            f"against a largest sdpa/eager logit difference of {prefill_diff:.3g} at the prefill"
+            + (" (a near-tie that rounding flips)" if near_tie else " (more than rounding: look into it)"), near_tie)
 
 
 def run(model: Any, processor: Any, setup: Setup, work: Workload, part: Part, new_tokens: int, repeats: int,
@@ -78,4 +82,4 @@ def run(model: Any, processor: Any, setup: Setup, work: Workload, part: Part, ne
         at = first_difference(runs["sdpa"]["tokens"], runs["eager"]["tokens"])
         record["same_answers"] = at is None
         record["agreeing_tokens"] = float((runs["sdpa"]["tokens"] == runs["eager"]["tokens"]).float().mean())
-        record["differ_reason"] = None if at is None else explain(runs, at)
+        record["differ_reason"], record["near_tie"] = (None, None) if at is None else explain(runs, at)

@@ -65,8 +65,8 @@ def infer_rows(section: dict[str, Any]) -> list[tuple[str, ...]]:
         if "same_answers" in r:
             same = r["same_answers"]
             rows.append(("infer", f"{fusion} sdpa = eager", "same answers" if same else
-                         f"{r['agreeing_tokens']:.0%} of tokens agree; {r['differ_reason']}", "same answers",
-                         _status(same)))
+                         f"{r['agreeing_tokens']:.0%} of tokens agree; {r['differ_reason']}",
+                         "same answers or a near-tie", "near-tie" if r.get("near_tie") else _status(same)))
     return rows
 
 

@@ -22,6 +22,7 @@ SCRIPT = ROOT / "bench" / "gpu_check.py"
 sys.path.insert(0, str(ROOT / "bench"))
 
 from gpu_check_parts.budget import Part  # noqa: E402
+from gpu_check_parts.infer_part import explain, first_difference  # noqa: E402
 from gpu_check_parts.workload import equal_token_masks  # noqa: E402
 
 from og.fusion import downsample, plan_layout  # noqa: E402
@@ -55,6 +56,22 @@ def test_part_soft_limit_stops_between_units_and_hard_limit_interrupts():
         time.sleep(5)
     assert hard.reached and hard.interrupted and time.perf_counter() - start < 2
     assert hard.summary()["interrupted"] is True
+
+
+def test_sdpa_eager_difference_is_located_and_explained():
+    a = torch.tensor([[5, 6, 7], [1, 2, 3]])
+    assert first_difference(a, a.clone()) is None
+    b = a.clone()
+    b[1, 2], b[0, 2] = 9, 9
+    assert first_difference(a, b) == (0, 2)
+    scores = [torch.zeros(2, 4) for _ in range(3)]
+    scores[2][0, :2] = torch.tensor([1.0, 0.999])  # a near-tie where they differ
+    logits = torch.zeros(2, 4)
+    runs = {"sdpa": {"scores": scores, "prefill_logits": logits}, "eager": {"prefill_logits": logits + 0.01}}
+    text, near_tie = explain(runs, (0, 2))
+    assert near_tie and "generated token 2" in text
+    scores[2][0, :2] = torch.tensor([1.0, 0.0])  # a clear winner: not rounding
+    assert explain(runs, (0, 2))[1] is False
 
 
 def numbers(obj, path=""):
