@@ -70,9 +70,9 @@ def decode_runs(data: np.ndarray, offsets: np.ndarray) -> Runs:
         raise ValueError("a stored mask's RLE decodes to a negative run length; the store is corrupt")
     total = np.concatenate([[0], np.cumsum(counts)])  # (C+1,)
     bounds = total[1:] - total[starts][mask_of]  # (C,) end of each run, within its mask
-    ones = (np.arange(n_counts) - starts[mask_of]) % 2 == 1  # (C,) runs of 1s
-    keep = ones & (counts > 0)
-    return Runs(mask_of[keep], (bounds - counts)[keep], bounds[keep], m)
+    keep = np.flatnonzero(((np.arange(n_counts) - starts[mask_of]) & 1).astype(bool) & (counts > 0))  # 1-runs
+    end = bounds[keep]
+    return Runs(mask_of[keep], end - counts[keep], end, m)
 
 
 def runs_to_dense(runs: Runs, size: tuple[int, int], index: np.ndarray | None = None) -> np.ndarray:
