@@ -61,6 +61,21 @@ def _progress() -> Iterator[tuple[Any, Any]]:
         yield on_step, on_done
 
 
+def _encoder_bar(on_step: Any) -> Any:
+    """The encoder pretraining's progress on the same bars as the variants' runs."""
+    stage = type("Stage", (), {"label": "encoder"})()
+    return lambda step, total, loss: on_step(stage, 0, f"contrastive pretraining (loss {loss:.2f})", step, total)
+
+
+def encoder_line(encoder: dict[str, Any]) -> str:
+    """'encoder: contrastive pretraining, N steps, loss a -> b, probe shape 0.93 (0.71) | ...'."""
+    from og.eval.probe import format_probe
+
+    return (f"encoder: contrastive pretraining, {encoder['steps']} steps, loss {encoder['loss_first']:.2f} -> "
+            f"{encoder['loss_last']:.2f}; probe on {encoder['probe']['objects']} train objects, MLP (linear): "
+            f"{format_probe(encoder['probe'])}")
+
+
 def _report(outcome: dict[str, Any]) -> None:
     from og.experiments.ablate_report import table
 
@@ -108,12 +123,14 @@ def quickstart(
     names = ", ".join(v.label for v in variants(all_variants))
     _console().print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
                   f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
-    _console().print("The tiny LLM starts random: a text-only warm-up on the training conversations stands in "
-                     "for a pretrained LLM, stage 1 trains it with the connector on captions, stage 2 trains the "
-                     "connector and LoRA on questions. The tiny vision encoder stays frozen and random.")
+    _console().print("The tiny vision encoder is pretrained contrastively on the training images and captions "
+                     "(it stands in for CLIP), then frozen. The tiny LLM starts random: a text-only warm-up on the "
+                     "training conversations stands in for a pretrained LLM, stage 1 trains it with the connector "
+                     "on captions, stage 2 trains the connector and LoRA on questions.")
     with _progress() as (on_step, on_done):
         outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_step=on_step,
-                                 on_done=on_done)
+                                 on_done=on_done, on_encoder_step=_encoder_bar(on_step))
+    _console().print(encoder_line(outcome["encoder"]))
     _report(outcome)
 
 

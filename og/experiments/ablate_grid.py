@@ -40,6 +40,7 @@ class AblationData:
     tokenizer: Any = None  # a tokenizer or its directory (None: the LLM's own)
     llm_path: str | None = None
     encoder_path: str | None = None
+    encoder: dict[str, Any] = field(default_factory=dict)  # how the encoder at encoder_path was made (a report)
 
 
 @dataclass(frozen=True)

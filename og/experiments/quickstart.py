@@ -4,8 +4,11 @@
    and short-answer questions (stage 2), held-out test images with compositional probes
    (attribute, binding, relation, replace, order), and the renderer's exact object masks.
 2. Masks: the oracle masks go into a MaskStore; SLIC superpixels are segmented into another.
-3. A word-level tokenizer trained on the generated text; a tiny random CLIP-style ViT (frozen)
-   and a tiny random Llama-style LLM, both built from configs.
+3. A word-level tokenizer trained on the generated text; a tiny CLIP-style ViT pretrained
+   contrastively on the training images and captions (`og.experiments.clip_pretrain`: it stands in for
+   CLIP, trained once per data folder, saved as a local checkpoint, loaded through `encoder_path` like a
+   user's CLIP, frozen afterwards) and checked with the object probe (`og.eval.probe`); a tiny random
+   Llama-style LLM built from a config.
 4. Per variant and seed (`og.experiments.ablate`): a text-only warm-up of the random tiny LLM on the training
    conversations (it stands in for a pretrained LLM: every word and chat marker gets trained
    embeddings), stage 1 on the captions (connector + the tiny LLM), stage 2 on the questions
@@ -28,6 +31,7 @@ import numpy as np
 from og.data.shapes.scene import ShapesConfig
 from og.eval.suite import BenchRun
 from og.experiments.ablate import AblationData, Schedule, Variant, run_ablation
+from og.experiments.clip_pretrain import ClipPretrainConfig
 from og.spec import EncoderSpec, FusionSpec, LLMSpec, ModelSpec, PositionSpec, ProjectorSpec, SegmenterSpec
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,8 @@ class Size:
     n_test: int
     n_train_probe: int  # train images whose probes measure train accuracy
     schedule: Schedule
+    encoder: ClipPretrainConfig = ClipPretrainConfig()  # the stand-in for CLIP's pretraining
+    probe_images: int = 1500  # train images whose objects the encoder probe reads
 
 
 # Stage 2's LoRA has rank 64 on a 64-wide LLM: it can reach any update of the tiny model.
@@ -71,14 +77,33 @@ SIZES = {
                                              stage2_lr=1e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128,
                                              lm_epochs=2)),
     "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=1e-3,
-                                      stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32, lm_epochs=1)),
+                                      stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32, lm_epochs=1),
+                 ClipPretrainConfig(steps=20, batch_size=32, warmup=5, save_every=10), probe_images=96),
 }
 # 1-3 objects: single-object images let the tiny model learn colour and size words first
 SCENES = ShapesConfig(min_objects=1, max_objects=3)
 
 
-def prepare_data(out: Path, size: Size, seed: int = 0) -> AblationData:
-    """Write the shapes data, its oracle store, SLIC store, train probes and tokenizer (idempotent)."""
+def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None) -> dict[str, Any]:
+    """Pretrain the stand-in for CLIP once per data folder (resumable) and probe it; the report."""
+    from og.eval.probe import probe_encoder
+    from og.experiments.clip_pretrain import pretrain_encoder
+    from og.registry import ENCODERS
+
+    encoder_dir = out / "encoder"
+    report = pretrain_encoder(data_dir, encoder_dir, size.encoder, on_step=on_step)
+    probe_path = encoder_dir / "probe.json"
+    if not probe_path.is_file():
+        encoder = ENCODERS.get(BASE.encoder.name).from_spec(BASE.encoder, path=str(encoder_dir))
+        probe_path.write_text(json.dumps(probe_encoder(encoder, data_dir, images=size.probe_images)))
+    return {"path": str(encoder_dir), "steps": report["steps"], "loss_first": report["loss_first"],
+            "loss_last": report["loss_last"], "seconds": report["seconds"],
+            "probe": json.loads(probe_path.read_text())}
+
+
+def prepare_data(out: Path, size: Size, seed: int = 0, on_encoder_step: Any = None) -> AblationData:
+    """Write the shapes data, its oracle store, SLIC store, train probes and tokenizer, and pretrain the
+    encoder (idempotent); `AblationData.encoder` holds the encoder's report."""
     from og.data.shapes import ShapesDataset, probes, read_texts, write_oracle_store, write_shapes
     from og.data.tokenizer import train_tokenizer
     from og.masks.store import MaskStore
@@ -102,11 +127,13 @@ def prepare_data(out: Path, size: Size, seed: int = 0) -> AblationData:
     (data_dir / "text_only.json").write_text(json.dumps(text_only))
     tokenizer = train_tokenizer(read_texts(data_dir))
     tokenizer.save_pretrained(out / "tokenizer")
+    encoder = prepare_encoder(out, data_dir, size, on_step=on_encoder_step)
     return AblationData(
         stage1=[str(files.stage1)], stage2=[str(files.stage2)], image_root=data_dir,
         benches={"test": BenchRun("shapes", data_dir), "train": BenchRun("shapes", data_dir,
                                                                          options={"split": "train_probes"})},
         stores={"oracle": oracle_dir}, tokenizer=tokenizer, text_only=[str(data_dir / "text_only.json")],
+        encoder_path=encoder["path"], encoder=encoder,
     )
 
 
@@ -122,7 +149,8 @@ def _claim(out: Path, identity: dict[str, Any]) -> None:
 
 
 def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 1,
-                   all_variants: bool = False, on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
+                   all_variants: bool = False, on_done: Any = None, on_step: Any = None,
+                   on_encoder_step: Any = None) -> dict[str, Any]:
     """Everything above; returns {"summary", "results", "paths"}."""
     from og.experiments.ablate import ensure_store
     from og.experiments.ablate_report import accuracy_chart, chance_levels, examples_figure, summarize, write_json
@@ -131,7 +159,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
     out = Path(out)
     size = SIZES["fast" if fast else "default"]
     _claim(out, {"size": "fast" if fast else "default", **asdict(size), "scenes": asdict(SCENES)})
-    data = prepare_data(out, size)
+    data = prepare_data(out, size, on_encoder_step=on_encoder_step)
     chosen = variants(all_variants)
     for v in chosen:
         if v.masks:
@@ -141,7 +169,8 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
     meta = {"size": asdict(size), "seeds": seeds, "variants": [{"label": v.label, "spec": v.spec.id,
                                                                  "masks": v.masks} for v in chosen],
             "scoring": "option log-likelihood (no parsing); train = probes on 'n_train_probe' train images",
-            "mask_order": "segmenter order (score, then area): it says nothing about position"}
+            "mask_order": "segmenter order (score, then area): it says nothing about position",
+            "encoder": data.encoder}
     stores = {name: MaskStore(path) for name, path in data.stores.items()}
     test_rows = [json.loads(line) for line in (data.image_root / "test.jsonl").read_text().splitlines()]
     meta["chance"] = chance_levels(test_rows)
@@ -150,4 +179,4 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
         "accuracy": accuracy_chart(summary, out / "accuracy.png", chance=meta["chance"]),
         "examples": examples_figure(results, data.image_root, stores, out / "examples.png"),
     }
-    return {"summary": summary, "results": results, "paths": paths}
+    return {"summary": summary, "results": results, "paths": paths, "encoder": data.encoder}

@@ -1,0 +1,21 @@
+"""`og probe`: the table of probe accuracies and the JSON report."""
+
+import json
+
+from typer.testing import CliRunner
+
+from cli.main import app
+from og.data.shapes import ShapesConfig, write_shapes
+
+runner = CliRunner()
+
+
+def test_probe_prints_every_target_and_writes_json(tmp_path):
+    write_shapes(tmp_path / "d", 40, 4, seed=2, config=ShapesConfig(min_objects=1, max_objects=3), return_masks=False)
+    result = runner.invoke(app, ["probe", str(tmp_path / "d"), "--images", "40", "--out", str(tmp_path / "p.json")],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for target in ("shape", "color", "size", "left_right", "above_below"):
+        assert target in result.output
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["images"] == 40 and set(report["mlp"]) == set(report["linear"]) == set(report["majority"])

@@ -1,0 +1,82 @@
+"""The stand-in for CLIP's pretraining: it learns, it resumes exactly, its checkpoint loads like a user's CLIP."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from og.data.shapes import ShapesConfig, write_shapes
+from og.experiments.clip_pretrain import ClipPretrainConfig, hard_negatives, pretrain_encoder
+from og.registry import ENCODERS
+from og.spec import EncoderSpec
+
+FAST = ClipPretrainConfig(steps=40, batch_size=24, warmup=4, save_every=8, lr=3e-3,
+                          encoder=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=2, image_size=64, patch_size=8, projection_dim=32,
+                                       hidden_act="quick_gelu"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shapes")
+    write_shapes(out, 48, 4, seed=1, config=ShapesConfig(min_objects=1, max_objects=3), return_masks=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("enc")
+    return out, pretrain_encoder(data, out, FAST)
+
+
+def test_hard_negatives_change_a_shape_or_colour_word_only():
+    rng = np.random.default_rng(0)
+    caption = "a large red circle and a small blue square"
+    for negative in hard_negatives(caption, 6, rng):
+        old, new = caption.split(), negative.split()
+        assert len(old) == len(new) and old != new
+        changed = {w for a, b in zip(old, new, strict=True) if a != b for w in (a, b)}
+        assert changed <= {"circle", "square", "triangle", "cross", "diamond", "red", "green", "blue", "yellow",
+                           "purple", "cyan"}
+
+
+def test_the_loss_falls(trained):
+    _, report = trained
+    assert report["steps"] == FAST.steps
+    assert report["loss_last"] < report["loss_first"] - 0.3
+
+
+def test_the_checkpoint_loads_through_the_local_weights_path(trained, data):
+    out, _ = trained
+    encoder = ENCODERS.get("clip").from_spec(EncoderSpec("clip", "tiny"), path=str(out))
+    saved = load_file(str(out / "model.safetensors"))
+    for name, tensor in encoder.model.state_dict().items():
+        torch.testing.assert_close(tensor, saved[name])
+    assert encoder.model.config.hidden_size == 32 and encoder.grid == (8, 8)
+    assert json.loads((out / "preprocessor_config.json").read_text())["image_mean"] == list(encoder.mean)
+    assert not (out / "state.safetensors").exists()  # the resume state goes once the run is finished
+
+
+def test_a_finished_run_is_read_back_and_another_config_refused(trained, data):
+    out, report = trained
+    assert pretrain_encoder(data, out, FAST) == json.loads(json.dumps(report))
+    with pytest.raises(ValueError, match="another config"):
+        pretrain_encoder(data, out, ClipPretrainConfig(steps=3))
+
+
+def test_a_killed_run_resumes_to_the_same_weights(trained, data, tmp_path):
+    out, _ = trained
+
+    def stop(step, total, loss):
+        if step == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_encoder(data, tmp_path, FAST, on_step=stop)
+    assert json.loads((tmp_path / "progress.json").read_text())["step"] == 8
+    pretrain_encoder(data, tmp_path, FAST)
+    a, b = load_file(str(out / "model.safetensors")), load_file(str(tmp_path / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
