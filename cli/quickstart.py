@@ -95,7 +95,9 @@ def _frontier(out: Path, fast: bool, seeds: int) -> None:
                      f"seeds: {seeds}{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
     with _progress() as (on_step, on_done):
         outcome = run_frontier(out, fast=fast, seeds=seeds, sweep=SWEEP, on_step=on_step, on_done=on_done,
-                               notify=lambda line: _console().print(f"[yellow]{line}"))
+                               notify=lambda line: _console().print(f"[yellow]{line}"),
+                               on_encoder_step=_encoder_bar(on_step))
+    _console().print(encoder_line(outcome["encoder"]))
     _console().print(frontier_table(outcome["rows"]))
     _console().print(goal_line(outcome["goal"]))
     for name, path in outcome["paths"].items():

@@ -133,10 +133,10 @@ def unreached_budgets(variants: list[Variant], data: AblationData) -> dict[str, 
 
 def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 3,
                  sweep: tuple[Entry, ...] | list[Entry] = SWEEP, notify: Callable[[str], None] | None = None,
-                 on_done: Any = None, on_step: Any = None) -> dict[str, Any]:
+                 on_done: Any = None, on_step: Any = None, on_encoder_step: Any = None) -> dict[str, Any]:
     """Prepare the quickstart's data in `out`, run the sweep into `out/frontier`; returns
-    {"rows", "results", "skipped", "twins", "goal", "paths"}. `notify(line)` reports skipped entries and budgets
-    no image reaches (default: the log)."""
+    {"rows", "results", "skipped", "twins", "goal", "encoder", "paths"}. `notify(line)` reports skipped entries
+    and budgets no image reaches (default: the log); `on_encoder_step` the encoder pretraining's progress."""
     from og.experiments import frontier_report as report
     from og.experiments.ablate_report import chance_levels
     from og.experiments.quickstart import BASE, SCENES, SIZES, _claim, prepare_data
@@ -149,7 +149,7 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
         (notify or log.warning)(skip_notice(skipped, len(sweep)))
     if not runnable:
         raise ValueError(f"none of the {len(sweep)} sweep entries can run: {skip_notice(skipped, len(sweep))}")
-    data = prepare_data(out, size)
+    data = prepare_data(out, size, on_encoder_step=on_encoder_step)  # the quickstart's data and encoder
     runs_dir = out / "frontier"
     twins = unreached_budgets([v for _, v in runnable], data)
     if twins:
@@ -163,10 +163,10 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
     chance = report.composite_chance(chance_levels(test_rows))
     meta = {"size": "fast" if fast else "default", "schedule": asdict(size.schedule), "seeds": seeds,
             "base": BASE.id, "tokens": "visual tokens per image, mean over the first 64 test images",
-            "sweep": [asdict(e) for e in sweep], "chance": chance,
+            "sweep": [asdict(e) for e in sweep], "chance": chance, "encoder": data.encoder,
             "skipped": [{"label": e.label, "fusion": e.fusion, "reason": why} for e, why in skipped],
             "same_as_unbounded": {a: {"label": b, "most_tokens": n} for a, (b, n) in twins.items()}}
     paths = {"frontier": report.write_frontier_json(runs_dir / "frontier.json", rows, meta),
              "chart": report.frontier_chart(rows, runs_dir / "frontier.png", chance=chance)}
     return {"rows": rows, "results": results, "skipped": skipped, "twins": twins, "goal": report.goal(rows),
-            "paths": paths}
+            "encoder": data.encoder, "paths": paths}

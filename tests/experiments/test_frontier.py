@@ -148,6 +148,7 @@ def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
     assert record["meta"]["skipped"][0]["label"] == "later"
     assert record["goal"]["met"] is None  # no maskless variant in this sweep
     assert 0 < record["meta"]["chance"]["composite"] < 100
+    assert record["meta"]["encoder"]["path"] == str(out / "encoder")  # the quickstart's pretrained encoder
     assert (out / "frontier" / "frontier.png").stat().st_size > 0
     assert outcome["paths"]["chart"] == out / "frontier" / "frontier.png"
 
@@ -161,6 +162,7 @@ def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in out.glob("frontier/runs/*/seed0/result.json")} == mtimes
     text = " ".join(again.output.split())
     assert "skipped 1 of 2" in text and "masktoken-8" in text and "frontier.png" in text and "goal (<= 10" in text
+    assert "encoder: contrastive pretraining" in text
     assert "seed 0: stage" not in text  # no progress of any training phase
 
     # a budget no image reaches is its unbounded twin (run once); one some image exceeds is not
