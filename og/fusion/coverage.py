@@ -179,20 +179,24 @@ class PatchCoverage:
         fb = mp.col_bounds * height  # (K,) flat index of each weighed column boundary
         first = np.searchsorted(fb, runs.start, side="right")  # (R,) boundaries <= start
         cuts = np.searchsorted(fb, runs.end, side="left") - first  # (R,) boundaries strictly inside
-        run = np.repeat(np.arange(len(cuts)), cuts + 1)  # (P,) the run of each piece
-        piece = np.arange(len(run)) - np.repeat(np.cumsum(cuts + 1) - (cuts + 1), cuts + 1)  # (P,) index in its run
-        bucket = first[run] + piece  # (P,) boundaries before the piece's end
-        start = np.where(piece == 0, runs.start[run], fb[np.minimum(bucket - 1, k - 1)])  # (P,)
-        end = np.where(piece == cuts[run], runs.end[run], fb[np.minimum(bucket, k - 1)])  # (P,)
+        if cuts.any():  # some runs cross a weighed boundary: cut them there
+            run = np.repeat(np.arange(len(cuts)), cuts + 1)  # (P,) the run of each piece
+            piece = np.arange(len(run)) - np.repeat(np.cumsum(cuts + 1) - (cuts + 1), cuts + 1)  # (P,) index in run
+            bucket = first[run] + piece  # (P,) boundaries before the piece's end
+            start = np.where(piece == 0, runs.start[run], fb[np.minimum(bucket - 1, k - 1)])  # (P,)
+            end = np.where(piece == cuts[run], runs.end[run], fb[np.minimum(bucket, k - 1)])  # (P,)
+            mask = runs.mask[run]
+        else:  # every run lies between two boundaries: the runs are the pieces
+            bucket, start, end, mask = first, runs.start, runs.end, runs.mask
         x_e, y_e = np.divmod(end, height)
         x_s, y_s = np.divmod(start, height)
         # one bincount into (mask, row, bucket) cells; rows: steps 0..h, partials h+1..2h+1, columns
         rows = 2 * (h + 1) + 1
-        base = runs.mask[run] * rows  # (P,)
+        base = mask * rows  # (P,)
         step_e, step_s = mp.row_step[y_e], mp.row_step[y_s]
         cell = np.concatenate([base + step_e, base + step_s, base + (h + 1) + step_e, base + (h + 1) + step_s,
                                base + rows - 1]) * (k + 1) + np.tile(bucket, 5)  # (5P,)
-        ones = np.ones(len(run))
+        ones = np.ones(len(bucket))
         weight = np.concatenate([ones, -ones, mp.row_part[y_e], -mp.row_part[y_s], x_e - x_s])  # (5P,)
         stacked = np.bincount(cell, weight, m * rows * (k + 1)).reshape(m * rows, k + 1)  # (M*rows, K+1)
         cols = (stacked @ mp.col_tail).reshape(m, rows, w).transpose(1, 0, 2).reshape(rows, m * w)  # (rows, M*w)

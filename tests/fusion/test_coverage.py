@@ -125,3 +125,12 @@ def test_a_real_unaligned_encoder_sees_grid_times_patch_pixels():
 def test_bad_grid_is_an_error():
     with pytest.raises(ValueError, match="does not fit"):
         PatchCoverage(ImageTransform(64, MEAN, STD), (8, 8), patch=(9, 9))
+
+
+@pytest.mark.parametrize("box", [(5, 20, 9, 30), (0, 64, 3, 40)])  # inside one column band; crossing columns
+def test_runs_inside_and_across_column_boundaries(box):
+    top, bottom, left, right = box
+    data = np.zeros((1, 64, 64), bool)
+    data[0, top:bottom, left:right] = True
+    cov = PatchCoverage(ImageTransform(48, MEAN, STD), (6, 6))
+    assert torch.allclose(cov(_stored(Masks(data, None))), cov.from_dense(data), atol=1e-6)
