@@ -108,7 +108,8 @@ def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), help="Output folder (data, masks, runs, charts)."),
     fast: bool = typer.Option(False, "--fast", help="A tiny run (about a minute): checks the pipeline only."),
     seeds: int = typer.Option(1, min=1, help="Seeds per variant (mean and spread in the table)."),
-    all_variants: bool = typer.Option(False, "--all", help="Also masktoken+slic, maskpool, masktoken+raster1d."),
+    all_variants: bool = typer.Option(False, "--all", help="Also masktoken+slic, maskpool, masktoken+raster1d, "
+                                      "and masktoken with each position encoding (sincos2d, learned2d, grouped_rope)."),
     frontier: bool = typer.Option(False, "--frontier", help="The token-efficiency frontier instead: every fusion "
                                   "over budgets on the same data (out/frontier: frontier.json, frontier.png)."),
 ) -> None:

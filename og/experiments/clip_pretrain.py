@@ -48,8 +48,8 @@ WORD = re.compile(r"[a-z]+|[^\sa-z]")
 class ClipPretrainConfig:
     """What the stand-in pretraining trains and how long."""
 
-    steps: int = 1500
-    batch_size: int = 128
+    steps: int = 400
+    batch_size: int = 64
     lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.05
@@ -59,8 +59,8 @@ class ClipPretrainConfig:
     hard_negatives: int = 2  # perturbed captions per caption (0: plain CLIP)
     position_std: float = 1.0  # std of the ViT's position embeddings at the start
     encoder: dict[str, Any] = field(default_factory=lambda: dict(
-        hidden_size=64, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4, image_size=64,
-        patch_size=8, projection_dim=64, hidden_act="quick_gelu"))
+        hidden_size=64, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4, image_size=128,
+        patch_size=16, projection_dim=64, hidden_act="quick_gelu"))
     layer: int = -2  # the layer that is pooled (the one the LLM reads)
     pooling: str = "mean"  # "mean": CLIP's one vector per side; "tokens": FILIP's word-to-patch late interaction
     save_every: int = 250
@@ -240,4 +240,5 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
               "images": len(pairs), "losses": losses[:: max(1, len(losses) // 100)]}
     report_path.write_text(json.dumps(report))
     state_path.unlink(missing_ok=True)
+    (out_dir / "progress.json").unlink(missing_ok=True)
     return report

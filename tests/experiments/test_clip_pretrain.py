@@ -56,7 +56,7 @@ def test_the_checkpoint_loads_through_the_local_weights_path(trained, data):
         torch.testing.assert_close(tensor, saved[name])
     assert encoder.model.config.hidden_size == 32 and encoder.grid == (8, 8)
     assert json.loads((out / "preprocessor_config.json").read_text())["image_mean"] == list(encoder.mean)
-    assert not (out / "state.safetensors").exists()  # the resume state goes once the run is finished
+    assert not (out / "state.safetensors").exists() and not (out / "progress.json").exists()  # resume state gone
 
 
 def test_a_finished_run_is_read_back_and_another_config_refused(trained, data):
