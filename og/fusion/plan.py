@@ -95,40 +95,32 @@ def check_fixed_count(spec: FusionSpec, tokens: int, what: str) -> None:
                          f"{spec.max_tokens} is smaller: unset max_tokens or lower the fusion's own count")
 
 
-def _stable_order(*keys: torch.Tensor) -> torch.Tensor:
-    """Indices sorting by keys[0] ascending, then keys[1], ... (ties by position)."""
-    idx = torch.arange(len(keys[0]))
-    for key in reversed(keys):
-        idx = idx[torch.sort(key[idx], stable=True).indices]
-    return idx
-
-
-def _scores(scores: torch.Tensor | None, m: int) -> torch.Tensor:
+def _scores(scores: torch.Tensor | None, m: int) -> np.ndarray:
     if scores is None:
-        return torch.zeros(m)
-    score = torch.as_tensor(scores, dtype=torch.float32).reshape(-1).cpu()
-    if score.numel() != m:
-        raise ValueError(f"{score.numel()} scores for {m} masks; give one score per mask")
+        return np.zeros(m, np.float32)
+    score = torch.as_tensor(scores, dtype=torch.float32).reshape(-1).cpu().numpy()
+    if score.size != m:
+        raise ValueError(f"{score.size} scores for {m} masks; give one score per mask")
     return score
 
 
-def _keep_within_budget(spec: FusionSpec, member: torch.Tensor, cov: torch.Tensor, prio: torch.Tensor,
-                        cost: Cost, fixed: int) -> list[int]:
+def _keep_within_budget(spec: FusionSpec, member: np.ndarray, cov: np.ndarray, prio: np.ndarray,
+                        cost: Cost, fixed: int) -> np.ndarray:
     """The masks of `prio` kept, in priority order, while the image's total fits (filler reserved)."""
     if spec.max_tokens is None:
-        return prio.tolist()
+        return prio
     n = member.shape[1]
-    costs = cost(member[prio], cov[prio] * member[prio]).tolist()  # (C,)
-    covered = torch.zeros(n, dtype=torch.bool)  # (N,)
+    costs = cost(torch.from_numpy(member[prio]), torch.from_numpy(cov[prio] * member[prio])).tolist()  # (C,)
+    covered = np.zeros(n, dtype=bool)  # (N,)
     total, kept = fixed, []
     for mask_id, c in zip(prio.tolist(), costs, strict=True):
         now = covered | member[mask_id]  # (N,)
-        rest = ~now  # (N,) the filler if this mask is kept
+        rest = torch.from_numpy(~now)  # (N,) the filler if this mask is kept
         filler = int(cost(rest[None], rest[None].float())[0]) if spec.filler and bool(rest.any()) else 0
         if total + c + filler <= spec.max_tokens:
             kept.append(mask_id)
             covered, total = now, total + c
-    return kept
+    return np.asarray(kept, dtype=np.int64)
 
 
 def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
@@ -136,44 +128,46 @@ def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[in
     """Membership, dropping, budget, filler and order (see the module docstring).
 
     `cost(member (K, N) bool, weight (K, N) float)` gives the tokens each group takes, its
-    begin-of-mask token included.
-    """
-    cov = check_coverage(coverage, grid)  # (M, N)
+    begin-of-mask token included. The work is numpy on small arrays (a torch op costs several
+    microseconds of dispatch here, about the whole budget of a data-loader sample)."""
+    cov_t = check_coverage(coverage, grid)  # (M, N)
+    cov = cov_t.numpy()
     m, n = cov.shape
     fixed = global_tokens(spec, n)
-    everything = torch.ones(1, n, dtype=torch.bool)  # (1, N)
     if spec.filler and spec.max_tokens is not None:
+        everything = torch.ones(1, n, dtype=torch.bool)  # (1, N)
         least = fixed + int(cost(everything, everything.float())[0])
         if least > spec.max_tokens:
             raise ValueError(f"fusion {spec.id!r}: filler=true shows every patch, which takes at least {least} "
                              f"tokens on a {grid[0]}x{grid[1]} grid, over max_tokens={spec.max_tokens}; raise "
                              "max_tokens or set filler=false")
-    member = DOWNSAMPLERS.get(spec.downsampler).member(cov, spec.threshold).clone()  # (M, N)
+    member = np.array(DOWNSAMPLERS.get(spec.downsampler).member(cov_t, spec.threshold), dtype=bool)  # (M, N) copy
     counts = member.sum(1)  # (M,)
-    if spec.min_one_patch:
-        rescue = torch.nonzero((counts == 0) & (cov.amax(1) > 0)).squeeze(1)  # (R,)
+    if spec.min_one_patch and m:
+        rescue = np.flatnonzero((counts == 0) & (cov.max(1) > 0))  # (R,)
         member[rescue, cov[rescue].argmax(1)] = True
         counts = member.sum(1)
-    cand = torch.nonzero(counts > 0).squeeze(1)  # (C,) surviving mask indices
+    cand = np.flatnonzero(counts > 0)  # (C,) surviving mask indices
     area = cov.sum(1)  # (M,) coverage mass, in patches
     score = _scores(scores, m)
-    prio = cand[_stable_order(-score[cand], -area[cand])]  # (C,) priority order
-    kept = _keep_within_budget(spec, member, cov, prio, cost, fixed)
-    keep = torch.tensor(sorted(kept), dtype=torch.long)  # (K,) given order
-    first = member[keep].float().argmax(1)  # (K,) first covered patch
-    order_keys = {"segmenter": (keep,), "area": (-area[keep], keep), "raster": (first, keep)}[spec.order]
-    keep = keep[_stable_order(*order_keys)]
+    prio = cand[np.lexsort((-area[cand], -score[cand]))]  # (C,) by score, then area, then index (stable)
+    keep = np.sort(_keep_within_budget(spec, member, cov, prio, cost, fixed))  # (K,) given order
+    first = member[keep].argmax(1)  # (K,) first covered patch
+    order = {"segmenter": lambda: np.arange(len(keep)), "area": lambda: np.lexsort((keep, -area[keep])),
+             "raster": lambda: np.lexsort((keep, first))}[spec.order]()
+    keep = keep[order]
     rows, weights, ids = [member[keep]], [cov[keep]], keep.tolist()
-    uncovered = ~member[keep].any(0)  # (N,) all True when nothing is kept
-    fallback = cand.numel() == 0
+    uncovered = ~rows[0].any(0)  # (N,) all True when nothing is kept
+    fallback = cand.size == 0
     if (fallback or spec.filler) and bool(uncovered.any()):
         rows.append(uncovered[None])
-        weights.append(uncovered[None].float())
+        weights.append(uncovered[None].astype(np.float32))
         ids.append(m)
-    shown = torch.cat(rows).any(0)  # (N,)
+    member_out = np.concatenate(rows)  # (K', N)
+    shown = member_out.any(0)  # (N,)
     n_uncovered = 0 if spec.global_view == "all" else int((~shown).sum())
-    return Selection(member=torch.cat(rows), weight=torch.cat(weights) * torch.cat(rows), ids=tuple(ids),
-                     n_in=m, n_empty=m - cand.numel(), n_over_budget=cand.numel() - len(kept),
+    return Selection(member=torch.from_numpy(member_out), weight=torch.from_numpy(np.concatenate(weights) * member_out),
+                     ids=tuple(ids), n_in=m, n_empty=m - cand.size, n_over_budget=cand.size - len(keep),
                      n_uncovered=n_uncovered, fallback=fallback)
 
 

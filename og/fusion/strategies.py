@@ -21,6 +21,10 @@ No Python loop over images or masks, no `.item()`, no host transfer; any device 
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,10 +40,11 @@ def full(n: int, value: int) -> torch.Tensor:
     return torch.full((n,), value, dtype=torch.long)
 
 
-def _with_rowcol(part: dict[str, torch.Tensor], w: int) -> dict[str, torch.Tensor]:
+def _rowcol(part: dict[str, np.ndarray], w: int) -> dict[str, np.ndarray]:
+    """Adds each token's patch row and column (-1 where it is not one patch)."""
     p = part["patch"]
-    part["row"] = torch.where(p >= 0, p // w, -1)
-    part["col"] = torch.where(p >= 0, p % w, -1)
+    part["row"] = np.where(p >= 0, p // w, -1)
+    part["col"] = np.where(p >= 0, p % w, -1)
     return part
 
 
@@ -48,22 +53,28 @@ def one_each(member: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.ones(member.shape[0], dtype=torch.long)
 
 
-def global_part(view: str, grid: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """The global view's tokens: one mean token, every patch (one rope group), or nothing."""
+@functools.lru_cache(maxsize=64)
+def global_part(view: str, grid: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The global view's tokens: one mean token, every patch (one rope group), or nothing
+    (int64 arrays, cached per grid and read-only: `make_layout` copies them)."""
     n = {"mean": 1, "all": grid[0] * grid[1], "none": 0}[view]
     kind, patch = {
-        "mean": (full(1, GLOBAL_MEAN), full(1, -1)),
-        "all": (full(n, GLOBAL_PATCH), torch.arange(n)),
-        "none": (full(0, 0), full(0, 0)),
+        "mean": ([GLOBAL_MEAN], [-1]),
+        "all": (np.full(n, GLOBAL_PATCH), np.arange(n)),
+        "none": ([], []),
     }[view]
-    part = {"kind": kind, "patch": patch, "mask": full(n, -1), "segment": full(n, 0), "group": full(n, 0)}
-    return _with_rowcol(part, grid[1])
+    part = {"kind": kind, "patch": patch, "mask": np.full(n, -1), "segment": np.zeros(n), "group": np.zeros(n)}
+    part = _rowcol({k: np.asarray(v, dtype=np.int64) for k, v in part.items()}, grid[1])
+    for array in part.values():
+        array.setflags(write=False)
+    return part
 
 
-def make_layout(grid: tuple[int, int], parts: list[dict[str, torch.Tensor]], sel: Selection | None,
-            **pool: torch.Tensor) -> TokenLayout:
-    cat = {k: torch.cat([p[k] for p in parts]) for k in _KEYS}
-    return TokenLayout(grid=grid, **cat, **pool, **({} if sel is None else sel.counts()))
+def make_layout(grid: tuple[int, int], parts: list[dict[str, np.ndarray | torch.Tensor]], sel: Selection | None,
+                **fields: Any) -> TokenLayout:
+    """One TokenLayout from token parts (numpy int64 arrays or long tensors), concatenated in order."""
+    cat = {k: torch.from_numpy(np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts])) for k in _KEYS}
+    return TokenLayout(grid=grid, **cat, **fields, **({} if sel is None else sel.counts()))
 
 
 class Fusion(nn.Module):
@@ -121,10 +132,9 @@ class PatchesFusion(Fusion):
              scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
         n = grid[0] * grid[1]
         check_fixed_count(spec, n, "h*w patches")
-        part = _with_rowcol({"kind": full(n, GLOBAL_PATCH), "patch": torch.arange(n), "mask": full(n, -1),
-                             "segment": full(n, 0), "group": torch.arange(n)}, grid[1])
+        part = dict(global_part("all", grid), group=np.arange(n))
         m = 0 if coverage is None else int(coverage.shape[0])
-        return TokenLayout(grid=grid, n_masks_in=m, **{k: part[k] for k in _KEYS})
+        return make_layout(grid, [part], None, n_masks_in=m)
 
 
 @FUSIONS.register("masktoken")
@@ -142,16 +152,17 @@ class MaskTokenFusion(Fusion):
         b = int(spec.bom_token)
         sel = select_masks(spec, coverage, grid, scores, cost=lambda member, _: member.sum(1) + b)
         head = global_part(spec.global_view, grid)
-        sizes = sel.member.sum(1) + b  # (K,) tokens per group
-        tok_group = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # (L,)
-        kind = full(len(tok_group), PATCH)
+        member = sel.member.numpy()  # (K, N) bool
+        sizes = member.sum(1) + b  # (K,) tokens per group
+        tok_group = np.repeat(np.arange(len(sizes)), sizes)  # (L,)
+        kind = np.full(len(tok_group), PATCH)
         if b:
-            kind[torch.cumsum(sizes, 0) - sizes] = BOM
-        patch = full(len(tok_group), -1)
-        patch[kind == PATCH] = torch.nonzero(sel.member)[:, 1]  # raster order within each mask
-        body = {"kind": kind, "patch": patch, "mask": torch.tensor(sel.ids, dtype=torch.long)[tok_group],
+            kind[np.cumsum(sizes) - sizes] = BOM
+        patch = np.full(len(tok_group), -1)
+        patch[kind == PATCH] = np.nonzero(member)[1]  # raster order within each mask
+        body = {"kind": kind, "patch": patch, "mask": np.asarray(sel.ids, dtype=np.int64)[tok_group],
                 "segment": tok_group + 1, "group": tok_group + int(len(head["kind"]) > 0)}
-        return make_layout(grid, [head, _with_rowcol(body, grid[1])], sel)
+        return make_layout(grid, [head, _rowcol(body, grid[1])], sel)
 
 
 @FUSIONS.register("maskpool")
