@@ -18,9 +18,14 @@ def probe(
     images: int = typer.Option(1500, min=5, help="Images probed (their objects are the samples)."),
     seed: int = typer.Option(0, help="Seed of the split and of the probes."),
     shuffle: bool = typer.Option(False, "--shuffle", help="Permute the labels (a control: accuracy at chance)."),
+    relation: bool = typer.Option(False, "--relation", help="Also the relation probe: can a small transformer find "
+                                  "two named objects in the patch tokens and say which is left / above (with and "
+                                  "without one-hot positions appended)?"),
+    relation_steps: int = typer.Option(3000, min=1, help="Training steps of the relation probe (64 pairs each)."),
     out: Path = typer.Option(None, help="Also write the report as JSON here."),
 ) -> None:
-    """Linear and MLP probes per object: shape, colour, size, left/right and above/below half."""
+    """Linear and MLP probes per object: shape, colour, size, left/right and above/below half;
+    with --relation, the relation probe (og.eval.relation_probe)."""
     from og.eval.probe import TARGETS, probe_encoder
     from og.registry import ENCODERS
     from og.spec import EncoderSpec
@@ -35,6 +40,22 @@ def probe(
     for name in TARGETS:
         table.add_row(name, *(f"{report[k][name]:.3f}" for k in ("mlp", "linear", "majority")))
     Console().print(table)
+    if relation:
+        from og.eval.relation_probe import relation_probe
+
+        report["relation"] = {name: relation_probe(model, data, split=split, images=images, steps=relation_steps,
+                                                   seed=seed, position=position, shuffle=shuffle)
+                              for name, position in (("features", False), ("with_position", True))}
+        table = Table(title=f"relation probe: {report['relation']['features']['pairs']} pairs apart on an axis, "
+                            f"{relation_steps} steps (held-out images' pairs)", title_justify="left")
+        left = ("patch tokens", "curve (step: held-out)")
+        for column in ("patch tokens", "held-out", "train", "majority", "curve (step: held-out)"):
+            table.add_column(column, justify="left" if column in left else "right")
+        names = {"features": "features", "with_position": "features + one-hot row, column"}
+        for name, rep in report["relation"].items():
+            table.add_row(names[name], f"{rep['accuracy']:.3f}", f"{rep['train_accuracy']:.3f}",
+                          f"{rep['majority']:.3f}", " ".join(f"{s}: {a:.2f}" for s, a in rep["curve"]))
+        Console().print(table)
     if out is not None:
         out.write_text(json.dumps(report, indent=1))
 
