@@ -41,11 +41,11 @@ def probe(
         table.add_row(name, *(f"{report[k][name]:.3f}" for k in ("mlp", "linear", "majority")))
     Console().print(table)
     if relation:
-        from og.eval.relation_probe import relation_probe
+        from og.eval.relation_probe import relation_probes
 
-        report["relation"] = {name: relation_probe(model, data, split=split, images=images, steps=relation_steps,
-                                                   seed=seed, position=position, shuffle=shuffle)
-                              for name, position in (("features", False), ("with_position", True))}
+        runs = relation_probes(model, data, split=split, images=images, steps=relation_steps, seed=seed,
+                               shuffle=shuffle)  # the encoder runs once for both
+        report["relation"] = {"features": runs[False], "with_position": runs[True]}
         table = Table(title=f"relation probe: {report['relation']['features']['pairs']} pairs apart on an axis, "
                             f"{relation_steps} steps (held-out images' pairs)", title_justify="left")
         left = ("patch tokens", "curve (step: held-out)")

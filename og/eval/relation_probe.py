@@ -133,9 +133,11 @@ def fit_relation(features: torch.Tensor, pairs: torch.Tensor, n_colors: int, n_s
             "train_pairs": len(train), "steps": steps}
 
 
-def relation_probe(encoder: nn.Module, data_dir: str | Path, split: str = "train", images: int | None = 2000,
-                   steps: int = 3000, seed: int = 0, position: bool = False, shuffle: bool = False) -> dict[str, Any]:
-    """`fit_relation` on the encoder's patch tokens of `images` images of `split` (see the module docstring)."""
+def relation_probes(encoder: nn.Module, data_dir: str | Path, split: str = "train", images: int | None = 2000,
+                    steps: int = 3000, seed: int = 0, shuffle: bool = False,
+                    positions: tuple[bool, ...] = (False, True)) -> dict[bool, dict[str, Any]]:
+    """`fit_relation` on the encoder's patch tokens of `images` images of `split`, once per entry of
+    `positions` (False: the features, True: with one-hot positions); the features are computed once."""
     scenes = read_scenes(data_dir, split, images)
     pairs, colors, shapes = relation_pairs(scenes)
     if len(pairs) == 0:
@@ -145,8 +147,15 @@ def relation_probe(encoder: nn.Module, data_dir: str | Path, split: str = "train
     encoder.eval()
     features = patch_features(encoder, data_dir, scenes)  # (I, N, D)
     encoder.train(was_training)
-    if position:
-        features = with_position(features, tuple(encoder.grid))
-    report = fit_relation(features, pairs, len(colors), len(shapes), steps=steps, seed=seed, shuffle=shuffle)
-    report.update({"images": len(scenes), "split": split, "position": position})
-    return report
+    reports = {}
+    for position in positions:
+        tokens = with_position(features, tuple(encoder.grid)) if position else features
+        report = fit_relation(tokens, pairs, len(colors), len(shapes), steps=steps, seed=seed, shuffle=shuffle)
+        reports[position] = report | {"images": len(scenes), "split": split, "position": position}
+    return reports
+
+
+def relation_probe(encoder: nn.Module, data_dir: str | Path, split: str = "train", images: int | None = 2000,
+                   steps: int = 3000, seed: int = 0, position: bool = False, shuffle: bool = False) -> dict[str, Any]:
+    """One run of `relation_probes` (see the module docstring)."""
+    return relation_probes(encoder, data_dir, split, images, steps, seed, shuffle, positions=(position,))[position]
