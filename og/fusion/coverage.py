@@ -94,6 +94,8 @@ class _Maps:
     row_part: np.ndarray  # (H+1,) float64: the cumulative value of the next patch at row t
     row_basis: np.ndarray  # (h, 2(h+1)+1): cum per step count, per partial, and a whole column's map
     col_bounds: np.ndarray  # (K,) int64: column boundaries with a weight
+    col_le: np.ndarray  # (W+1,) int64: weighed boundaries <= column x
+    col_at: np.ndarray  # (W+1,) int64: 1 where column x is a weighed boundary
     col_tail: np.ndarray  # (K+1, w) float64: the weights of the boundaries from k on, summed
     a_rows: torch.Tensor  # (h, H) float32
     a_cols: torch.Tensor  # (w, W) float32
@@ -110,7 +112,9 @@ def _build_maps(rows: AxisMap, cols: AxisMap) -> _Maps:
     h = len(rows.hi)
     saturated = np.tril(np.ones((h + 1, h)), -1) * sat  # (h+1, h): step t -> patches < t saturated
     basis = np.concatenate([saturated, np.eye(h + 1, h), cum[rows.n][None]]).T  # (h, 2(h+1)+1)
-    return _Maps(step, part, basis, bounds, tail, torch.from_numpy(rows.matrix()).float(),
+    at = np.zeros(cols.n + 1, np.int64)
+    at[bounds] = 1
+    return _Maps(step, part, basis, bounds, np.cumsum(at), at, tail, torch.from_numpy(rows.matrix()).float(),
                  torch.from_numpy(cols.matrix()).float())
 
 
@@ -177,8 +181,9 @@ class PatchCoverage:
         if m == 0 or len(runs.start) == 0:
             return torch.zeros(m, h, w)
         fb = mp.col_bounds * height  # (K,) flat index of each weighed column boundary
-        first = np.searchsorted(fb, runs.start, side="right")  # (R,) boundaries <= start
-        cuts = np.searchsorted(fb, runs.end, side="left") - first  # (R,) boundaries strictly inside
+        x, y = np.divmod(np.stack([runs.start, runs.end]), height)  # (2, R) column and row of both ends
+        first = mp.col_le[x[0]]  # (R,) boundaries <= start (a run starts in its column, y < H)
+        cuts = mp.col_le[x[1]] - mp.col_at[x[1]] * (y[1] == 0) - first  # (R,) boundaries strictly inside
         if cuts.any():  # some runs cross a weighed boundary: cut them there
             run = np.repeat(np.arange(len(cuts)), cuts + 1)  # (P,) the run of each piece
             piece = np.arange(len(run)) - np.repeat(np.cumsum(cuts + 1) - (cuts + 1), cuts + 1)  # (P,) index in run
@@ -186,22 +191,25 @@ class PatchCoverage:
             start = np.where(piece == 0, runs.start[run], fb[np.minimum(bucket - 1, k - 1)])  # (P,)
             end = np.where(piece == cuts[run], runs.end[run], fb[np.minimum(bucket, k - 1)])  # (P,)
             mask = runs.mask[run]
+            x, y = np.divmod(np.stack([start, end]), height)  # (2, P)
         else:  # every run lies between two boundaries: the runs are the pieces
-            bucket, start, end, mask = first, runs.start, runs.end, runs.mask
-        x_e, y_e = np.divmod(end, height)
-        x_s, y_s = np.divmod(start, height)
+            bucket, mask = first, runs.mask
         # one bincount into (mask, row, bucket) cells; rows: steps 0..h, partials h+1..2h+1, columns
         rows = 2 * (h + 1) + 1
-        base = mask * rows  # (P,)
-        step_e, step_s = mp.row_step[y_e], mp.row_step[y_s]
-        cell = np.concatenate([base + step_e, base + step_s, base + (h + 1) + step_e, base + (h + 1) + step_s,
-                               base + rows - 1]) * (k + 1) + np.tile(bucket, 5)  # (5P,)
-        ones = np.ones(len(bucket))
-        weight = np.concatenate([ones, -ones, mp.row_part[y_e], -mp.row_part[y_s], x_e - x_s])  # (5P,)
-        stacked = np.bincount(cell, weight, m * rows * (k + 1)).reshape(m * rows, k + 1)  # (M*rows, K+1)
+        step = mp.row_step[y]  # (2, P) start, end
+        index = np.empty((5, len(bucket)), np.int64)  # (5, P) row of each of a piece's five entries
+        index[:2], index[2:4], index[4] = step, step + (h + 1), rows - 1
+        cell = (index + mask * rows) * (k + 1) + bucket  # (5, P)
+        weight = np.empty((5, len(bucket)))  # (5, P): -start, +end of the step and partial rows, columns
+        weight[0], weight[1] = -1.0, 1.0
+        weight[2:4] = mp.row_part[y]
+        weight[2] *= -1.0
+        weight[4] = x[1] - x[0]
+        stacked = np.bincount(cell.reshape(-1), weight.reshape(-1), m * rows * (k + 1))
+        stacked = stacked.reshape(m * rows, k + 1)  # (M*rows, K+1)
         cols = (stacked @ mp.col_tail).reshape(m, rows, w).transpose(1, 0, 2).reshape(rows, m * w)  # (rows, M*w)
         cov = (mp.row_basis @ cols).reshape(h, m, w).transpose(1, 0, 2)  # (h, rows) @ (rows, M*w) -> (M, h, w)
-        return torch.from_numpy(np.clip(cov, 0.0, 1.0).astype(np.float32))  # (M, h, w)
+        return torch.from_numpy(np.clip(cov, 0.0, 1.0, out=cov).astype(np.float32))  # (M, h, w)
 
     def for_downsampler(self, masks: Masks | StoredMasks, name: str = "area") -> torch.Tensor:
         """Coverage under the downsampler `name`: `area` straight from the masks; any other

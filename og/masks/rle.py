@@ -4,7 +4,8 @@ A stored mask is pycocotools' compressed string: run lengths of 0s and 1s (start
 over the column-major raster, each written as 5-bit groups (`chr(48 + group)`, bit 0x20 =
 "more groups follow", bit 0x10 of the last group = negative), and from the 4th count on as the
 difference to the count two places earlier. `decode_runs` undoes that for every mask of an
-image in one vectorised pass (no Python loop over masks or counts) and returns the 1-runs as
+image in one vectorised pass (no Python loop over masks or counts; one over the 5-bit groups of
+the longest count, at most 7) and returns the 1-runs as
 half-open intervals [start, end) of the flat column-major index `x * H + y`.
 
 `StoredMasks` is one image's masks as the store keeps them (a view on the parquet buffers, no
@@ -39,39 +40,48 @@ def decode_runs(data: np.ndarray, offsets: np.ndarray) -> Runs:
     data = np.asarray(data, np.uint8)[offsets[0]:offsets[-1]] if m > 0 else np.zeros(0, np.uint8)
     if len(data) == 0:
         return Runs(*(np.zeros(0, np.int64) for _ in range(3)), max(m, 0))
-    if data.min() < 48 or data.max() > 48 + 63:
-        raise ValueError("a stored mask is not a COCO compressed RLE string (a byte outside 48..111); "
-                         "rebuild the store with `og masks build`")
-    chunk = data.astype(np.int64) - 48  # (B,)
-    last = (chunk & 0x20) == 0  # (B,) the last 5-bit group of a count
-    seen = np.concatenate([[0], np.cumsum(last)])  # (B+1,) counts finished before each byte
-    n_counts = int(seen[-1])
-    first_byte = np.flatnonzero(np.concatenate([[True], last[:-1]]))  # (C,)
-    k = np.arange(len(chunk)) - first_byte[seen[:-1]]  # (B,) group position inside its count
-    raw = np.add.reduceat((chunk & 0x1F) << (5 * k), first_byte)  # (C,) groups are contiguous
-    ends = np.flatnonzero(last)  # (C,) byte of each count's last group
-    negative = (chunk[ends] & 0x10) != 0
-    raw[negative] -= np.int64(1) << (5 * (k[ends[negative]] + 1))  # sign extension
-    starts = seen[offsets[:-1] - offsets[0]]  # (M,) first count of each mask
-    sizes = np.diff(np.append(starts, n_counts))  # (M,) counts per mask
-    mask_of = np.repeat(np.arange(m), sizes)  # (C,)
+    group = data.astype(np.int64) - 48  # (B,) 5 bits of value, 0x20 = more groups follow
+    if (group.min() < 0) | (group.max() > 63) | (group[-1] >= 0x20):
+        raise ValueError("a stored mask is not a COCO compressed RLE string (a byte outside 48..111 or a cut "
+                         "count); rebuild the store with `og masks build`")
+    ends = np.flatnonzero(group < 0x20)  # (C,) the last group of each count
+    begin = np.empty_like(ends)
+    begin[0], begin[1:] = 0, ends[:-1] + 1  # (C,) its first group
+    length = ends - begin + 1  # (C,) groups per count
+    bits = group & 0x1F  # (B,)
+    raw = bits[begin]  # (C,)
+    longer = np.flatnonzero(length > 1)  # counts of more than one group (at most 7)
+    j = 1
+    while len(longer):
+        raw[longer] |= bits[begin[longer] + j] << (5 * j)
+        j += 1
+        longer = longer[length[longer] > j]
+    negative = group[ends] >= 0x10  # (C,) the sign bit of the last group
+    raw[negative] -= np.int64(1) << (5 * length[negative])
+    first = np.searchsorted(ends, offsets - offsets[0])  # (M+1,) first count of each mask, then C
+    c = len(ends)
+    mask_of = np.repeat(np.arange(m), np.diff(first))  # (C,)
+    head = first[:-1]  # (M,)
+    odd = ((np.arange(c) - head[mask_of]) & 1).astype(bool)  # (C,) odd position inside its mask: a 1-run
     # from the 4th count on a count is the difference to the one two places earlier: one running
-    # sum per parity over the whole array, restarted at each mask (the 1st count is left alone)
-    head = starts[sizes > 0]  # (M',) the first count of each non-empty mask
-    first_counts = raw[head]
-    raw[head] = 0
-    counts = np.empty_like(raw)
-    for q in (0, 1):
-        acc = np.concatenate([[0], np.cumsum(raw[q::2])])  # (C/2+1,) running sum of this parity
-        j0 = starts + (q - starts) % 2  # (M,) each mask's first count of this parity
-        counts[q::2] = acc[1:] - acc[(j0 - q) // 2][mask_of[q::2]]
-    counts[head] = first_counts
+    # sum per parity (both at once), minus its value where the mask's chain of that parity starts
+    nonempty = head[head < first[1:]]
+    chain = raw.copy()
+    chain[nonempty] = 0  # the 1st count is no difference and starts no chain
+    pad = np.zeros(c + (c & 1), np.int64)
+    pad[:c] = chain
+    pad = np.ascontiguousarray(pad.reshape(-1, 2).T)  # (2, ceil(C/2)) the two parities as rows
+    acc = np.cumsum(pad, axis=1).T.reshape(-1)[:c]  # (C,) running sum of each parity
+    before = acc - chain  # (C,) the same, exclusive
+    base = before[np.minimum(np.stack([head, head + 1], 1), c - 1)].reshape(-1)  # (2M,) chains' start values
+    counts = acc - base[2 * mask_of + odd]  # (C,)
+    counts[nonempty] = raw[nonempty]
     if (counts < 0).any():
         raise ValueError("a stored mask's RLE decodes to a negative run length; the store is corrupt")
-    total = np.concatenate([[0], np.cumsum(counts)])  # (C+1,)
-    bounds = total[1:] - total[starts][mask_of]  # (C,) end of each run, within its mask
-    keep = np.flatnonzero(((np.arange(n_counts) - starts[mask_of]) & 1).astype(bool) & (counts > 0))  # 1-runs
-    end = bounds[keep]
+    total = np.zeros(c + 1, np.int64)
+    np.cumsum(counts, out=total[1:])  # (C+1,)
+    keep = np.flatnonzero(odd & (counts > 0))  # (R,) the 1-runs
+    end = total[keep + 1] - total[head[mask_of[keep]]]  # (R,) within the mask
     return Runs(mask_of[keep], end - counts[keep], end, m)
 
 

@@ -58,6 +58,8 @@ def test_long_runs_and_no_masks():
 def test_a_corrupt_string_is_named():
     with pytest.raises(ValueError, match="not a COCO compressed RLE"):
         decode_runs(np.frombuffer(b"0\x00", np.uint8), np.array([0, 2]))
+    with pytest.raises(ValueError, match="cut count"):  # the last group says more groups follow
+        decode_runs(np.frombuffer(b"0P", np.uint8), np.array([0, 2]))
 
 
 def test_store_read_is_the_stored_masks_and_prefetch_batches(tmp_path):
