@@ -99,17 +99,23 @@ def _accuracy(reader: RelationReader, features: torch.Tensor, pairs: torch.Tenso
         return float((reader(features[pairs[:, 0]], pairs).argmax(1) == pairs[:, 6]).float().mean())
 
 
+def held_out_pairs(image_of: np.ndarray, held_out: float, rng: np.random.Generator) -> np.ndarray:
+    """bool (P,): the pairs whose image is among ~held_out of the images (drawn with `rng`)."""
+    images = np.unique(image_of)
+    test_images = rng.choice(images, size=max(1, int(round(held_out * len(images)))), replace=False)
+    is_test = np.isin(image_of, test_images)  # (P,)
+    if is_test.all() or not is_test.any():
+        raise ValueError(f"{len(images)} images with relation pairs cannot be split {1 - held_out:.0%} / "
+                         f"{held_out:.0%}; probe more images (with two or more objects)")
+    return is_test
+
+
 def fit_relation(features: torch.Tensor, pairs: torch.Tensor, n_colors: int, n_shapes: int, steps: int = 3000,
                  batch: int = 64, lr: float = 1e-3, seed: int = 0, held_out: float = 0.2, shuffle: bool = False,
                  eval_every: int = 500) -> dict[str, Any]:
     """Train the reader on the pairs of ~held_out of the images; held-out accuracy, its curve, train accuracy."""
     rng = np.random.default_rng(seed)
-    images = np.unique(pairs[:, 0].numpy())
-    test_images = rng.choice(images, size=max(1, int(round(held_out * len(images)))), replace=False)
-    is_test = torch.as_tensor(np.isin(pairs[:, 0].numpy(), test_images))  # (P,)
-    if bool(is_test.all()) or not bool(is_test.any()):
-        raise ValueError(f"{len(images)} images with relation pairs cannot be split {1 - held_out:.0%} / "
-                         f"{held_out:.0%}; probe more images (with two or more objects)")
+    is_test = torch.as_tensor(held_out_pairs(pairs[:, 0].numpy(), held_out, rng))  # (P,)
     pairs = pairs.clone()
     if shuffle:
         pairs[:, 6] = pairs[torch.as_tensor(rng.permutation(len(pairs))), 6]

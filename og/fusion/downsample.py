@@ -94,8 +94,8 @@ class AreaDownsampler:
         return cov.clamp_(0.0, 1.0)
 
     @staticmethod
-    def member(coverage: torch.Tensor, threshold: float) -> torch.Tensor:
-        return coverage >= threshold - _TOL  # (M, h, w)
+    def member(coverage: torch.Tensor | np.ndarray, threshold: float) -> torch.Tensor | np.ndarray:
+        return coverage >= threshold - _TOL  # (M, h, w), a tensor or an array as given
 
 
 @DOWNSAMPLERS.register("raster1d")
@@ -113,7 +113,7 @@ class Raster1dDownsampler:
         return F.adaptive_avg_pool1d(flat, h * w).reshape(m, h, w)  # (M, h, w) fraction per bin
 
     @staticmethod
-    def member(coverage: torch.Tensor, threshold: float) -> torch.Tensor:
+    def member(coverage: torch.Tensor | np.ndarray, threshold: float) -> torch.Tensor | np.ndarray:
         return coverage > 0  # "at least half a pixel" (see the module docstring); threshold unused
 
 

@@ -67,16 +67,18 @@ class Selection:
                 "n_over_budget": self.n_over_budget, "n_uncovered": self.n_uncovered, "fallback": self.fallback}
 
 
-def check_coverage(coverage: torch.Tensor | np.ndarray | None, grid: tuple[int, int]) -> torch.Tensor:
-    """float (M, h*w) coverage on the CPU; None means no masks."""
+def check_coverage(coverage: torch.Tensor | np.ndarray | None, grid: tuple[int, int]) -> np.ndarray:
+    """float32 (M, h*w) coverage as a numpy array (a view where it can be); None means no masks."""
     h, w = grid
     if coverage is None:
-        return torch.zeros(0, h * w)
-    coverage = torch.as_tensor(coverage)
-    if coverage.ndim != 3 or tuple(coverage.shape[1:]) != (h, w):
+        return np.zeros((0, h * w), np.float32)
+    if isinstance(coverage, torch.Tensor):
+        coverage = coverage.detach()
+        coverage = (coverage if coverage.device.type == "cpu" else coverage.cpu()).numpy()
+    if coverage.ndim != 3 or coverage.shape[1:] != (h, w):
         raise ValueError(f"coverage must be (M, {h}, {w}) for grid {grid}; got shape {tuple(coverage.shape)}; "
                          "downsample the masks with og.fusion.downsample(masks, grid) first")
-    return coverage.detach().to("cpu", torch.float32).reshape(coverage.shape[0], h * w)  # (M, N)
+    return np.asarray(coverage, np.float32).reshape(coverage.shape[0], h * w)  # (M, N)
 
 
 def global_tokens(spec: FusionSpec, n: int) -> int:
@@ -95,10 +97,12 @@ def check_fixed_count(spec: FusionSpec, tokens: int, what: str) -> None:
                          f"{spec.max_tokens} is smaller: unset max_tokens or lower the fusion's own count")
 
 
-def _scores(scores: torch.Tensor | None, m: int) -> np.ndarray:
+def _scores(scores: torch.Tensor | np.ndarray | None, m: int) -> np.ndarray:
     if scores is None:
         return np.zeros(m, np.float32)
-    score = torch.as_tensor(scores, dtype=torch.float32).reshape(-1).cpu().numpy()
+    if isinstance(scores, torch.Tensor):
+        scores = scores.detach().cpu().numpy()
+    score = np.asarray(scores, np.float32).reshape(-1)
     if score.size != m:
         raise ValueError(f"{score.size} scores for {m} masks; give one score per mask")
     return score
@@ -130,8 +134,7 @@ def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[in
     `cost(member (K, N) bool, weight (K, N) float)` gives the tokens each group takes, its
     begin-of-mask token included. The work is numpy on small arrays (a torch op costs several
     microseconds of dispatch here, about the whole budget of a data-loader sample)."""
-    cov_t = check_coverage(coverage, grid)  # (M, N)
-    cov = cov_t.numpy()
+    cov = check_coverage(coverage, grid)  # (M, N)
     m, n = cov.shape
     fixed = global_tokens(spec, n)
     if spec.filler and spec.max_tokens is not None:
@@ -141,7 +144,7 @@ def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[in
             raise ValueError(f"fusion {spec.id!r}: filler=true shows every patch, which takes at least {least} "
                              f"tokens on a {grid[0]}x{grid[1]} grid, over max_tokens={spec.max_tokens}; raise "
                              "max_tokens or set filler=false")
-    member = np.array(DOWNSAMPLERS.get(spec.downsampler).member(cov_t, spec.threshold), dtype=bool)  # (M, N) copy
+    member = DOWNSAMPLERS.get(spec.downsampler).member(cov, spec.threshold)  # (M, N) bool, a new array
     counts = member.sum(1)  # (M,)
     if spec.min_one_patch and m:
         rescue = np.flatnonzero((counts == 0) & (cov.max(1) > 0))  # (R,)
@@ -172,7 +175,7 @@ def select_masks(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[in
 
 
 def plan_layout(spec: FusionSpec, coverage: torch.Tensor | None, grid: tuple[int, int],
-                scores: torch.Tensor | None = None, key: str = "") -> TokenLayout:
+                scores: torch.Tensor | np.ndarray | None = None, key: str = "") -> TokenLayout:
     """The token layout of one image for the spec's fusion (CPU; see the module docstring).
 
     `key` names the image (its mask-store key, or a digest of its pixels): fusions that draw at

@@ -73,7 +73,8 @@ def global_part(view: str, grid: tuple[int, int]) -> dict[str, np.ndarray]:
 def make_layout(grid: tuple[int, int], parts: list[dict[str, np.ndarray | torch.Tensor]], sel: Selection | None,
                 **fields: Any) -> TokenLayout:
     """One TokenLayout from token parts (numpy int64 arrays or long tensors), concatenated in order."""
-    cat = {k: torch.from_numpy(np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts])) for k in _KEYS}
+    block = np.concatenate([np.stack([np.asarray(p[k], dtype=np.int64) for k in _KEYS]) for p in parts], 1)  # (7, T)
+    cat = dict(zip(_KEYS, torch.from_numpy(block), strict=True))  # row views of one block
     return TokenLayout(grid=grid, **cat, **fields, **({} if sel is None else sel.counts()))
 
 

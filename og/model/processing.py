@@ -127,7 +127,7 @@ class OGLlavaProcessor:
         if masks is not None:
             masks.check_size(image.height, image.width)
             coverage = self.coverage.for_downsampler(masks, self.fusion.downsampler)  # (M, h, w)
-        scores = None if masks is None else torch.as_tensor(masks.scores)  # (M,)
+        scores = None if masks is None else masks.scores  # (M,) numpy
         return pixels, plan_layout(self.fusion, coverage, self.grid, scores, key=self.image_key(image, key))
 
     def image_key(self, image: Image.Image, key: str = "") -> str:

@@ -1,0 +1,103 @@
+"""Relation learning curves: questions by the generator's rule, the probe's split, a model that learns,
+the encoder left frozen, clear errors, and a run that resumes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import og
+from cli.main import app
+from og.data.shapes import ShapesConfig, write_shapes
+from og.data.shapes.io import read_texts, write_oracle_store
+from og.data.tokenizer import train_tokenizer
+from og.eval.probe import read_scenes
+from og.eval.relation_probe import held_out_pairs, relation_pairs
+from og.experiments.clip_pretrain import ClipPretrainConfig, pretrain_encoder
+from og.experiments.relation_curve import RelationBatcher, relation_curve, relation_questions
+
+
+def _obj(color: str, shape: str, box: list[int]) -> dict:
+    return {"color": color, "shape": shape, "box": box}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A quickstart-like folder: data, tokenizer, a pretrained tiny encoder, oracle masks."""
+    out = tmp_path_factory.mktemp("rel")
+    files = write_shapes(out / "data", 24, 2, seed=3, config=ShapesConfig(min_objects=2, max_objects=3))
+    write_oracle_store(out / "data", out / "masks" / "oracle", masks=files.masks)
+    train_tokenizer(read_texts(out / "data")).save_pretrained(out / "tokenizer")
+    pretrain_encoder(out / "data", out / "encoder", ClipPretrainConfig(steps=2, batch_size=8, warmup=1, save_every=5))
+    return out
+
+
+def _model(folder, fusion="patches"):
+    torch.manual_seed(0)
+    return og.build(f"clip:tiny+none+{fusion}+none+mlp2x_gelu+tiny-llama", tokenizer=str(folder / "tokenizer"),
+                    encoder_path=str(folder / "encoder"), chat_template="tokenizer")
+
+
+def test_questions_are_the_relation_pairs_asked_as_the_data_asks():
+    scene = {"image": "images/train/0.png",
+             "objects": [_obj("red", "circle", [0, 0, 10, 10]), _obj("blue", "square", [20, 5, 30, 15])]}
+    questions = relation_questions([scene])
+    assert [(q.question, q.words, q.answer) for q in questions] == [
+        ("Is the red circle left or right of the blue square?", ("left", "right"), 0),
+        ("Is the blue square left or right of the red circle?", ("left", "right"), 1)]
+    assert len(questions) == len(relation_pairs([scene])[0])
+
+
+def test_the_model_learns_its_training_pairs_and_the_encoder_stays_frozen(folder):
+    model, processor = _model(folder)
+    encoder_before = [p.detach().clone() for p in model.encoder.parameters()]
+    llm_before = next(model.language_model.parameters()).detach().clone()
+    report = relation_curve(model, processor, folder / "data", images=5, steps=150, batch=16, lr=1e-3, eval_every=50)
+    assert [p["step"] for p in report["curve"]] == [50, 100, 150]
+    assert report["train_accuracy"] >= 0.8  # the ~20 training pairs are fitted (chance: 0.5)
+    assert all(torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters(), strict=True))
+    assert not torch.equal(llm_before, next(model.language_model.parameters()))
+    # the held-out images are the relation probe's: same seed, same draw
+    scenes = read_scenes(folder / "data", "train", 5)
+    pairs = relation_pairs(scenes)[0]
+    expected = int(held_out_pairs(pairs[:, 0].numpy(), 0.2, np.random.default_rng(0)).sum())
+    assert report["held_out_pairs"] == expected and report["train_pairs"] == len(pairs) - expected
+
+
+def test_masktoken_reads_its_masks_and_answers_two_options(folder):
+    from og.masks.store import MaskStore
+
+    store = MaskStore(folder / "masks" / "oracle")
+    model, processor = og.build("clip:tiny+given+masktoken+none+mlp2x_gelu+tiny-llama",
+                                tokenizer=str(folder / "tokenizer"), encoder_path=str(folder / "encoder"),
+                                chat_template="tokenizer", mask_store=store)
+    batcher = RelationBatcher(processor, folder / "data", store)
+    questions = relation_questions(read_scenes(folder / "data", "train", 4))[:3]
+    assert batcher.option_logits(model, questions).shape == (3, 2)
+
+
+def test_an_unknown_answer_word_is_refused(folder):
+    _, processor = _model(folder)
+    processor.tokenizer = train_tokenizer(["a b c"])  # no word for left / right
+    with pytest.raises(ValueError, match="answer word .left. is not one known token"):
+        RelationBatcher(processor, folder / "data")
+
+
+def test_cli_prints_the_curve_and_resumes(folder, tmp_path):
+    out = tmp_path / "qs"
+    out.mkdir()
+    for name in ("data", "tokenizer", "encoder", "masks"):
+        (out / name).symlink_to(folder / name)
+    args = ["relation", str(out), "--steps", "2", "--eval-every", "1", "--images", "24", "--batch", "4"]
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "relation learning curve" in result.output and "masktoken+oracle" in result.output
+    done = sorted(out.glob("relation/*/seed0.json"))
+    assert len(done) == 2 and json.loads(done[0].read_text())["settings"]["steps"] == 2
+    mtimes = [p.stat().st_mtime for p in done]
+    again = CliRunner().invoke(app, args, terminal_width=200)
+    assert again.exit_code == 0 and [p.stat().st_mtime for p in done] == mtimes  # read back, not retrained
+    other = CliRunner().invoke(app, [*args[:3], "3", *args[4:]], terminal_width=200)
+    assert other.exit_code != 0 and "was run with" in str(other.exception)
