@@ -22,6 +22,8 @@ def relation(
     eval_every: int = typer.Option(500, min=1, help="Score the held-out pairs every this many steps."),
     all_variants: bool = typer.Option(False, "--all", help="Every quickstart --all variant, not only patches and "
                                       "masktoken+oracle."),
+    only: list[str] = typer.Option([], help="Run only the variant with this label (repeatable; e.g. one process "
+                                   "per variant)."),
 ) -> None:
     """Train each variant on relation questions alone (answer-only loss, the encoder frozen) and print
     its held-out learning curve: can the model learn relations from these visual tokens, and how fast?"""
@@ -34,7 +36,11 @@ def relation(
         console.print(f"{label} seed {seed}: step {point['step']} loss {point['loss']:.3f} "
                       f"held-out {point['held_out']:.3f} ({point['seconds']:.0f} s)")
 
-    results = run_relation_curves(out, variants(all_variants), seeds=seeds, layer=layer, steps=steps, batch=batch,
+    chosen = [v for v in variants(all_variants) if not only or v.label in only]
+    if not chosen:
+        raise typer.BadParameter(f"--only {only} names no variant; choose from "
+                                 f"{[v.label for v in variants(all_variants)]}")
+    results = run_relation_curves(out, chosen, seeds=seeds, layer=layer, steps=steps, batch=batch,
                                   lr=lr, images=images, eval_every=eval_every, on_eval=report)
     first = results[0]
     table = Table(title=f"relation learning curve: {first['pairs']} pairs of {first['images']} train images "

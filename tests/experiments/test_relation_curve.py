@@ -101,3 +101,8 @@ def test_cli_prints_the_curve_and_resumes(folder, tmp_path):
     assert again.exit_code == 0 and [p.stat().st_mtime for p in done] == mtimes  # read back, not retrained
     other = CliRunner().invoke(app, [*args[:3], "3", *args[4:]], terminal_width=200)
     assert other.exit_code != 0 and "was run with" in str(other.exception)
+
+
+def test_only_must_name_a_variant(folder):
+    result = CliRunner().invoke(app, ["relation", str(folder), "--only", "nope"], terminal_width=200)
+    assert result.exit_code != 0 and "names no variant" in result.output
