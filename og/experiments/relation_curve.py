@@ -131,11 +131,10 @@ def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, sp
     batcher = RelationBatcher(processor, data_dir, mask_store)
     encoder = getattr(model, "encoder", None)
     frozen = {id(p) for p in encoder.parameters()} if encoder is not None else set()
-    params = [p for p in model.parameters() if id(p) not in frozen]
     for p in model.parameters():
         p.requires_grad_(id(p) not in frozen)
     torch.manual_seed(seed)
-    opt = torch.optim.AdamW(params, lr=lr)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     draw = np.random.default_rng((seed, 1))
     model.train()
     curve, start = [], time.time()
@@ -157,7 +156,6 @@ def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, sp
             "curve": curve, "majority": float(np.mean([q.answer == majority for q in test])),
             "pairs": len(questions), "train_pairs": len(train), "held_out_pairs": len(test), "steps": steps,
             "batch": batch, "lr": lr, "seed": seed, "split": split, "images": len(scenes), "shuffle": shuffle}
-
 
 
 def run_relation_curves(out: str | Path, variants: list[Any], seeds: int = 1, layer: int | None = None,
@@ -182,6 +180,9 @@ def run_relation_curves(out: str | Path, variants: list[Any], seeds: int = 1, la
         spec = variant.spec
         if layer is not None:
             spec = spec.replace(encoder=dataclasses.replace(spec.encoder, layer=layer))
+        store = MaskStore(out / "masks" / variant.masks) if variant.masks else None
+        if store is not None and store.spec:  # the model names the masks it reads: the store's segmenter
+            spec = spec.replace(segmenter=SegmenterSpec.parse(str(store.spec)))
         folder = out / "relation" / (slug(variant.label) + ("" if layer is None else f"-layer{layer}"))
         for seed in range(seeds):
             path = folder / f"seed{seed}.json"
@@ -192,9 +193,6 @@ def run_relation_curves(out: str | Path, variants: list[Any], seeds: int = 1, la
                                      "run with its settings")
                 results.append(done)
                 continue
-            store = MaskStore(out / "masks" / variant.masks) if variant.masks else None
-            if store is not None and store.spec:
-                spec = spec.replace(segmenter=SegmenterSpec.parse(str(store.spec)))
             torch.manual_seed(seed)
             model, processor = og.build(spec, tokenizer=str(out / "tokenizer"), encoder_path=str(out / "encoder"),
                                         mask_store=store, chat_template="tokenizer")
