@@ -77,6 +77,7 @@ class LlavaDataset(Dataset):
         self.strict = strict
         self.counts: dict[str, int] = {}
         self.samples = self._check(pairs, check_files)
+        self._planned: dict[str, tuple[StoredMasks, Any]] = {}  # key -> (masks, layout) of the batch in hand
 
     # -- building ---------------------------------------------------------------------------
     def _root(self, root: str | None) -> Path | None:
@@ -179,7 +180,10 @@ class LlavaDataset(Dataset):
         if conv.has_image:
             image = self._load_image(conv, root)
             size = (image.height, image.width)
-            pixels, layout = self.processor.prepare_image(image, self._masks(conv, image, events), key=self.key(conv))
+            masks, planned = self._planned.get(self.key(conv), (None, None))
+            if masks is None:
+                masks = self._masks(conv, image, events)
+            pixels, layout = self.processor.prepare_image(image, masks, key=self.key(conv), layout=planned)
         n_image = len(layout) if layout is not None else 0
         ids, labels, last_answer = self.encode_text(conv, n_image)
         image_end = ids.index(self.image_token_id) + n_image if n_image else 0
@@ -191,11 +195,19 @@ class LlavaDataset(Dataset):
         }
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
-        """A batch (what a DataLoader asks for): the store records first, in one read per shard."""
+        """A batch (what a DataLoader asks for): the store records first, in one read per shard,
+        then the batch's layouts from them in one pass (`processor.plan_stored`), then the samples."""
         if self.needs_masks and hasattr(self.mask_store, "prefetch"):
-            self.mask_store.prefetch(self.key(self.samples[i % len(self.samples)][0]) for i in indices
-                                     if self.samples[i % len(self.samples)][0].has_image)
-        return [self[i] for i in indices]
+            convs = (self.samples[i % len(self.samples)][0] for i in indices)
+            keys = list(dict.fromkeys(self.key(c) for c in convs if c.has_image))
+            self.mask_store.prefetch(keys)
+            stored = {k: self.mask_store.read(k) for k in keys if k in self.mask_store}
+            layouts = self.processor.plan_stored(list(stored.values()), list(stored))
+            self._planned = {k: (s, lay) for (k, s), lay in zip(stored.items(), layouts, strict=True)}
+        try:
+            return [self[i] for i in indices]
+        finally:
+            self._planned = {}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         events: list[tuple[str, str]] = []

@@ -38,7 +38,7 @@ import torch
 from og.fusion.downsample import downsample
 from og.masks.geometry import AxisPlan, ImageTransform
 from og.masks.masks import Masks
-from og.masks.rle import Runs, StoredMasks
+from og.masks.rle import Runs, StoredMasks, runs_of_many
 
 DIRECT = ("area",)  # downsamplers whose coverage the composed map computes exactly
 
@@ -217,6 +217,13 @@ class PatchCoverage:
         if name in DIRECT:
             return self(masks)
         return self.resampled(masks.decode() if isinstance(masks, StoredMasks) else masks, name)
+
+    def for_stored(self, stored: list[StoredMasks], name: str = "area") -> list[torch.Tensor]:
+        """`for_downsampler` of several images' stored masks, their strings decoded in one pass
+        (`og.masks.rle.runs_of_many`); (M_i, h, w) each."""
+        if name not in DIRECT:
+            return [self.for_downsampler(s, name) for s in stored]
+        return [self.from_runs(runs, s.size) for runs, s in zip(runs_of_many(stored), stored, strict=True)]
 
     def resampled(self, masks: Masks | np.ndarray | torch.Tensor, downsampler: str = "area") -> torch.Tensor:
         """The reference path: masks resampled to the encoder's pixels (area rule), cropped to the

@@ -6,7 +6,8 @@ over the column-major raster, each written as 5-bit groups (`chr(48 + group)`, b
 difference to the count two places earlier. `decode_runs` undoes that for every mask of an
 image in one vectorised pass (no Python loop over masks or counts; one over the 5-bit groups of
 the longest count, at most 7) and returns the 1-runs as
-half-open intervals [start, end) of the flat column-major index `x * H + y`.
+half-open intervals [start, end) of the flat column-major index `x * H + y`;
+`runs_of_many` decodes a batch of images' masks in one such pass.
 
 `StoredMasks` is one image's masks as the store keeps them (a view on the parquet buffers, no
 copy): `decode(index)` gives `Masks` (only the masks asked for), `runs()` the 1-runs that
@@ -40,40 +41,37 @@ def decode_runs(data: np.ndarray, offsets: np.ndarray) -> Runs:
     data = np.asarray(data, np.uint8)[offsets[0]:offsets[-1]] if m > 0 else np.zeros(0, np.uint8)
     if len(data) == 0:
         return Runs(*(np.zeros(0, np.int64) for _ in range(3)), max(m, 0))
-    group = data.astype(np.int64) - 48  # (B,) 5 bits of value, 0x20 = more groups follow
-    if (group.min() < 0) | (group.max() > 63) | (group[-1] >= 0x20):
+    last = (offsets[1:] - offsets[0] - 1)[offsets[1:] > offsets[:-1]]  # (M',) each string's last byte
+    if (data.min() < 48) | (data.max() > 111) | (data[last] >= 80).any():
         raise ValueError("a stored mask is not a COCO compressed RLE string (a byte outside 48..111 or a cut "
                          "count); rebuild the store with `og masks build`")
-    ends = np.flatnonzero(group < 0x20)  # (C,) the last group of each count
+    ends = np.flatnonzero(data < 80)  # (C,) the last group of each count (bit 0x20 of byte - 48 clear)
     begin = np.empty_like(ends)
     begin[0], begin[1:] = 0, ends[:-1] + 1  # (C,) its first group
-    length = ends - begin + 1  # (C,) groups per count
-    bits = group & 0x1F  # (B,)
+    bits = ((data - 48) & 0x1F).astype(np.int64)  # (B,) 5 bits of value per group
     raw = bits[begin]  # (C,)
-    longer = np.flatnonzero(length > 1)  # counts of more than one group (at most 7)
+    longer = np.flatnonzero(ends != begin)  # counts of more than one group (at most 7)
     j = 1
     while len(longer):
         raw[longer] |= bits[begin[longer] + j] << (5 * j)
         j += 1
-        longer = longer[length[longer] > j]
-    negative = group[ends] >= 0x10  # (C,) the sign bit of the last group
-    raw[negative] -= np.int64(1) << (5 * length[negative])
+        longer = longer[ends[longer] >= begin[longer] + j]
+    negative = np.flatnonzero((data[ends] - 48) & 0x10)  # counts whose last group has the sign bit
+    raw[negative] -= np.int64(1) << (5 * (ends[negative] - begin[negative] + 1))
     first = np.searchsorted(ends, offsets - offsets[0])  # (M+1,) first count of each mask, then C
     c = len(ends)
     mask_of = np.repeat(np.arange(m), np.diff(first))  # (C,)
     head = first[:-1]  # (M,)
-    odd = ((np.arange(c) - head[mask_of]) & 1).astype(bool)  # (C,) odd position inside its mask: a 1-run
+    odd = (np.arange(c) & 1).astype(bool) ^ (head & 1).astype(bool)[mask_of]  # (C,) odd inside its mask: a 1-run
     # from the 4th count on a count is the difference to the one two places earlier: one running
     # sum per parity (both at once), minus its value where the mask's chain of that parity starts
     nonempty = head[head < first[1:]]
-    chain = raw.copy()
-    chain[nonempty] = 0  # the 1st count is no difference and starts no chain
     pad = np.zeros(c + (c & 1), np.int64)
-    pad[:c] = chain
-    pad = np.ascontiguousarray(pad.reshape(-1, 2).T)  # (2, ceil(C/2)) the two parities as rows
-    acc = np.cumsum(pad, axis=1).T.reshape(-1)[:c]  # (C,) running sum of each parity
-    before = acc - chain  # (C,) the same, exclusive
-    base = before[np.minimum(np.stack([head, head + 1], 1), c - 1)].reshape(-1)  # (2M,) chains' start values
+    pad[:c] = raw
+    pad[nonempty] = 0  # the 1st count is no difference and starts no chain
+    chain = pad[:c]
+    acc = np.cumsum(pad.reshape(-1, 2), axis=0).reshape(-1)[:c]  # (C,) running sum of each parity
+    base = (acc - chain)[np.minimum(np.stack([head, head + 1], 1), c - 1)].reshape(-1)  # (2M,) chains' starts
     counts = acc - base[2 * mask_of + odd]  # (C,)
     counts[nonempty] = raw[nonempty]
     if (counts < 0).any():
@@ -81,8 +79,25 @@ def decode_runs(data: np.ndarray, offsets: np.ndarray) -> Runs:
     total = np.zeros(c + 1, np.int64)
     np.cumsum(counts, out=total[1:])  # (C+1,)
     keep = np.flatnonzero(odd & (counts > 0))  # (R,) the 1-runs
-    end = total[keep + 1] - total[head[mask_of[keep]]]  # (R,) within the mask
-    return Runs(mask_of[keep], end - counts[keep], end, m)
+    mask = mask_of[keep]  # (R,)
+    end = total[keep + 1] - total[head][mask]  # (R,) within the mask
+    return Runs(mask, end - counts[keep], end, m)
+
+
+def runs_of_many(stored: list[StoredMasks]) -> list[Runs]:
+    """The runs of several images' masks from one `decode_runs` pass over their strings side by
+    side (numpy's per-call cost paid once per batch instead of once per image)."""
+    if not stored:
+        return []
+    pieces = [s.data[s.offsets[0]:s.offsets[-1]] for s in stored]
+    data = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+    shift = np.cumsum([0] + [len(p) for p in pieces[:-1]])  # (I,) where each image's strings start
+    offsets = np.concatenate([[0]] + [s.offsets[1:] - s.offsets[0] + b for s, b in zip(stored, shift, strict=True)])
+    runs = decode_runs(data, offsets)
+    first = np.cumsum([0] + [len(s) for s in stored])  # (I+1,) each image's first mask
+    cut = np.searchsorted(runs.mask, first)  # (I+1,) each image's first run
+    return [Runs(runs.mask[a:b] - first[i], runs.start[a:b], runs.end[a:b], len(stored[i]))
+            for i, (a, b) in enumerate(zip(cut[:-1], cut[1:], strict=True))]
 
 
 def runs_to_dense(runs: Runs, size: tuple[int, int], index: np.ndarray | None = None) -> np.ndarray:

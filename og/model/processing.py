@@ -116,9 +116,10 @@ class OGLlavaProcessor:
         return SEGMENTERS.get("whole").from_spec(SegmenterSpec("whole"))(image, key=key)
 
     def prepare_image(self, image: Image.Image | np.ndarray, masks: Masks | StoredMasks | None = None,
-                      key: str = "") -> tuple[torch.Tensor, TokenLayout]:
+                      key: str = "", layout: TokenLayout | None = None) -> tuple[torch.Tensor, TokenLayout]:
         """Pixels (3, H, W) and the token layout of one image (masks at the image's own size);
-        `key` names the image for a fusion that draws at random (see `image_key`)."""
+        `key` names the image for a fusion that draws at random (see `image_key`); `layout`, the
+        one `plan_stored` made from these masks, is used instead of planning again."""
         image = _rgb(image)
         if not self.uses_masks:
             masks = None
@@ -126,9 +127,24 @@ class OGLlavaProcessor:
         coverage = None
         if masks is not None:
             masks.check_size(image.height, image.width)
+            if layout is not None:
+                return pixels, layout
             coverage = self.coverage.for_downsampler(masks, self.fusion.downsampler)  # (M, h, w)
         scores = None if masks is None else masks.scores  # (M,) numpy
         return pixels, plan_layout(self.fusion, coverage, self.grid, scores, key=self.image_key(image, key))
+
+    def plan_stored(self, stored: list[StoredMasks], keys: list[str]) -> list[TokenLayout]:
+        """The layouts of several images from their stored masks alone (no pixels needed): one
+        decode pass for all their strings, then coverage and plan per image. A data-loader worker
+        does this once per batch (`LlavaDataset.__getitems__`): numpy's per-call cost is paid once
+        and the coverage and planning code runs warm instead of between image decodes."""
+        if not self.uses_masks:
+            raise ValueError(f"fusion {self.fusion.name!r} uses no masks; there is nothing to plan from them")
+        if FUSIONS.get(self.fusion.name).uses_key and not all(keys):
+            raise ValueError(f"fusion {self.fusion.id!r} draws at random per image: give every image its key")
+        coverages = self.coverage.for_stored(stored, self.fusion.downsampler)  # (M_i, h, w) each
+        return [plan_layout(self.fusion, cov, self.grid, s.scores, key=k)
+                for cov, s, k in zip(coverages, stored, keys, strict=True)]
 
     def image_key(self, image: Image.Image, key: str = "") -> str:
         """What a fusion that draws at random (`prune(by=random)`) seeds on: the image's key (its

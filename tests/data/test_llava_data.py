@@ -152,6 +152,37 @@ def test_sample_equals_the_processor_on_the_rendered_conversation(toy, processor
         assert len(item["layout"]) == ref["layout"].total and item["image_size"] == (image.height, image.width)
 
 
+def _same_items(a, b):
+    assert a["id"] == b["id"] and a["events"] == b["events"] and torch.equal(a["input_ids"], b["input_ids"])
+    assert (a["pixel_values"] is None) == (b["pixel_values"] is None)
+    if a["layout"] is not None:
+        assert torch.equal(a["pixel_values"], b["pixel_values"])
+        for name in ("kind", "patch", "mask", "segment", "row", "col", "group"):
+            assert torch.equal(getattr(a["layout"], name), getattr(b["layout"], name)), name
+        assert a["layout"].masks == b["layout"].masks and a["layout"].n_dropped == b["layout"].n_dropped
+
+
+def test_a_batch_planned_from_the_store_in_one_pass_equals_samples_one_by_one(toy, processor, store, tmp_path):
+    """__getitems__ (what a DataLoader worker calls) plans the batch's layouts from the store in
+    one decode pass; every item equals __getitem__'s, with a missing key, an unreadable image and
+    a repeated index in the batch."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images/0000.png").write_bytes(b"not a png")  # in the store, but unreadable here
+    for name in ("0001.png", "0002.png", "0003.png"):
+        Image.open(toy.image_root / "images" / name).save(tmp_path / "images" / name)
+    Image.open(toy.image_root / "images/0004.png").save(tmp_path / "new.png")  # not in the store
+    data = write(tmp_path, [rec(0, "images/0000.png"), rec(1, "images/0001.png"), rec(2, str(tmp_path / "new.png")),
+                            rec(3, "images/0002.png"), rec(4, turns=(("human", "q"), ("gpt", "a"))),
+                            rec(5, "images/0003.png")])
+    ds = LlavaDataset(data, processor, image_root=tmp_path, mask_store=store)
+    indices = [0, 1, 2, 3, 4, 5, 3]
+    batch = ds.__getitems__(indices)
+    assert ds._planned == {}  # nothing kept once the batch is made
+    for index, item in zip(indices, batch, strict=True):
+        _same_items(item, ds[index])
+    assert [item["id"] for item in batch] == ["r1", "r1", "r2", "r3", "r4", "r5", "r3"]
+
+
 def test_text_only_sample_has_no_image_inputs(toy, processor, store):
     ds = LlavaDataset([str(toy.instruct)], processor, image_root=toy.image_root, mask_store=store)
     index = next(i for i, (c, _) in enumerate(ds.samples) if not c.has_image)

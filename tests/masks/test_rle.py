@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from og.masks.masks import Masks
-from og.masks.rle import StoredMasks, decode_runs, runs_to_dense
+from og.masks.rle import StoredMasks, decode_runs, runs_of_many, runs_to_dense
 from og.masks.store import MaskStore, MaskStoreWriter
 
 
@@ -80,3 +80,25 @@ def test_store_read_is_the_stored_masks_and_prefetch_batches(tmp_path):
         assert stored.scores.flags.writeable and not stored.data.flags.owndata  # a view on the parquet buffer
     with pytest.raises(KeyError, match="nope.jpg"):
         store.read("nope.jpg")
+
+
+def test_many_images_decode_in_one_pass_like_each_alone():
+    rng = np.random.default_rng(3)
+    sizes = [(33, 64), (7, 5), (20, 20), (120, 97)]
+    stored = [_stored(_random_masks(rng, m, *size)) for m, size in zip((5, 0, 1, 9), sizes, strict=True)]
+    for one, alone in zip(runs_of_many(stored), [s.runs() for s in stored], strict=True):
+        assert one.n_masks == alone.n_masks
+        for name in ("mask", "start", "end"):
+            assert np.array_equal(getattr(one, name), getattr(alone, name)), name
+    assert runs_of_many([]) == []
+
+
+def test_a_cut_count_inside_a_batch_is_named():
+    """A string whose last count is cut would run into the next mask's string: it is an error."""
+    masks = _random_masks(np.random.default_rng(4), 3, 16, 16)
+    stored = _stored(masks)
+    cut = np.frombuffer(b"".join([stored.counts([0])[0] + b"a", *stored.counts([1, 2])]), np.uint8)  # 'a' = 0x61 >= 80
+    offsets = stored.offsets.copy()
+    offsets[1:] += 1
+    with pytest.raises(ValueError, match="not a COCO compressed RLE"):
+        decode_runs(cut, offsets)

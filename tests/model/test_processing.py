@@ -182,3 +182,26 @@ def test_raster1d_keeps_the_reference_path(make_model, samples):
     ref = plan_layout(proc.fusion, downsample(proc.transform.transform_masks(masks), proc.grid, "raster1d"),
                       proc.grid, torch.as_tensor(masks.scores))
     assert torch.equal(proc.prepare_image(img, masks)[1].patch, ref.patch)
+
+
+@pytest.mark.parametrize("downsampler", ["area", "raster1d"])
+def test_plan_stored_is_prepare_image_for_a_batch_of_stored_masks(make_model, samples, tmp_path, downsampler):
+    """The batch path (one decode pass for every image's strings) plans what prepare_image plans,
+    image by image, for images of different sizes; a fusion without masks has nothing to plan."""
+    _, proc = make_model("masktoken")
+    proc.fusion = dataclasses.replace(proc.fusion, downsampler=downsampler)
+    with MaskStore.writer(tmp_path / "store", "given") as writer:
+        for i, (_, masks) in enumerate(samples):
+            writer.add(f"{i}.png", masks)
+    store = MaskStore(tmp_path / "store")
+    keys = [f"{i}.png" for i in range(len(samples))][::-1]
+    layouts = proc.plan_stored([store.read(k) for k in keys], keys)
+    for key, layout in zip(keys, layouts, strict=True):
+        img, masks = samples[int(key[0])]
+        expected = proc.prepare_image(img, store.read(key), key=key)[1]
+        assert torch.equal(layout.patch, expected.patch) and torch.equal(layout.kind, expected.kind)
+        assert layout.masks == expected.masks
+        assert proc.prepare_image(img, store.read(key), key=key, layout=layout)[1] is layout
+    _, patches = make_model("patches")
+    with pytest.raises(ValueError, match="uses no masks"):
+        patches.plan_stored([store.read(keys[0])], keys[:1])
