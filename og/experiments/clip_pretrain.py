@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,11 +36,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from og.data.shapes.scene import COLORS, SHAPES
+from og.experiments.clip_towers import WORD, TextTower, encode_words, phrase_ids, similarities
+from og.fusion import downsample
 from og.masks.geometry import ImageTransform
 from og.registry import ENCODERS
 from og.spec import EncoderSpec
-
-WORD = re.compile(r"[a-z]+|[^\sa-z]")
 
 
 @dataclass(frozen=True)
@@ -62,48 +61,9 @@ class ClipPretrainConfig:
         hidden_size=64, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4, image_size=128,
         patch_size=16, projection_dim=64, hidden_act="quick_gelu"))
     layer: int = -2  # the layer that is pooled (the one the LLM reads)
-    pooling: str = "mean"  # "mean": CLIP's one vector per side; "tokens": FILIP's word-to-patch late interaction
+    pooling: str = "mean"  # "mean" (CLIP), "tokens" (FILIP), "objects" (phrase-to-mask; needs masks)
     save_every: int = 250
     seed: int = 0
-
-
-class TextTower(nn.Module):
-    """Word ids (B, L) -> caption embeddings (B, E): embeddings + positions, pre-LN transformer, mean."""
-
-    def __init__(self, vocab: int, width: int, layers: int, out_dim: int, max_len: int = 64) -> None:
-        super().__init__()
-        self.words = nn.Embedding(vocab, width, padding_idx=0)
-        self.positions = nn.Parameter(torch.randn(max_len, width) * 0.02)
-        layer = nn.TransformerEncoderLayer(width, 4, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(width)
-        self.proj = nn.Linear(width, out_dim, bias=False)
-
-    def tokens(self, ids: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, L, E)
-        x = self.words(ids) + self.positions[: ids.shape[1]]  # (B, L, W)
-        return self.proj(self.norm(self.blocks(x, src_key_padding_mask=ids == 0)))  # (B, L, E)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, E)
-        keep = (ids != 0).unsqueeze(-1).float()  # (B, L, 1)
-        return (self.tokens(ids) * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # (B, E)
-
-
-def similarities(patches: torch.Tensor, text: TextTower, ids: torch.Tensor, head: nn.Module,
-                 pooling: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarities (B images, T texts) for the image-to-text and the text-to-image directions.
-    `mean`: one vector per side (CLIP). `tokens`: FILIP: image-to-text averages, over the words, each
-    word's best patch; text-to-image averages, over the patches, each patch's best word."""
-    if pooling == "mean":
-        img = nn.functional.normalize(head(patches.mean(1)), dim=-1)  # (B, E)
-        sim = img @ nn.functional.normalize(text(ids), dim=-1).T  # (B, T)
-        return sim, sim
-    img = nn.functional.normalize(head(patches), dim=-1)  # (B, P, E)
-    words = nn.functional.normalize(text.tokens(ids), dim=-1)  # (T, L, E)
-    keep = (ids != 0).float()  # (T, L)
-    sim = torch.einsum("bpe,tle->btpl", img, words)  # (B, T, P, L)
-    i2t = (sim.amax(2) * keep).sum(-1) / keep.sum(-1).clamp_min(1.0)  # (B, T)
-    t2i = sim.masked_fill(keep[None, :, None, :] == 0, -2.0).amax(3).mean(2)  # (B, T)
-    return i2t, t2i
 
 
 def hard_negatives(caption: str, k: int, rng: np.random.Generator) -> list[str]:
@@ -132,14 +92,6 @@ def _captions(data_dir: Path) -> list[tuple[str, str]]:
     return [(r["image"], [t["value"] for t in r["conversations"] if t["from"] == "gpt"][-1]) for r in rows]
 
 
-def _encode_words(texts: list[str], vocab: dict[str, int], length: int) -> torch.Tensor:
-    ids = torch.zeros(len(texts), length, dtype=torch.long)  # (N, L), 0 = pad
-    for i, text in enumerate(texts):
-        words = [vocab.get(w, 1) for w in WORD.findall(text)][:length]
-        ids[i, : len(words)] = torch.tensor(words, dtype=torch.long)
-    return ids
-
-
 def _save_state(path: Path, modules: dict[str, nn.Module], opt: torch.optim.Optimizer, step: int) -> None:
     tensors = {f"{name}.{k}": v.detach().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
     params = [p for g in opt.param_groups for p in g["params"]]  # indexed as _load_state reads them
@@ -161,10 +113,51 @@ def _load_state(path: Path, modules: dict[str, nn.Module], opt: torch.optim.Opti
             opt.state[p] = state
 
 
+def _training_set(data_dir: Path, encoder: nn.Module, cfg: ClipPretrainConfig, masks: Any,
+                  exclude: frozenset[bytes]) -> tuple[torch.Tensor, list[str], torch.Tensor | None, int]:
+    """Pixels (N, 3, H, W) float16, captions, each image's mask weights (N, O, P) for `objects`
+    pooling (rows sum to 1, zero rows pad), and how many images `exclude` (image hashes) left out."""
+    from og.data.shapes.dataset import image_hash
+    from og.masks.store import MaskStore
+
+    if cfg.pooling == "objects" and masks is None:
+        raise ValueError("pooling='objects' needs the images' masks: pass masks= (a MaskStore or its folder, "
+                         "e.g. the shapes oracle store or `og masks build` over the data folder)")
+    store = MaskStore(masks) if isinstance(masks, (str, Path)) else masks
+    transform = ImageTransform.for_encoder(encoder)
+    pixels, texts, weights, excluded = [], [], [], 0
+    for key, caption in _captions(data_dir):
+        image = Image.open(data_dir / key).convert("RGB")
+        if exclude and image_hash(np.asarray(image)) in exclude:
+            excluded += 1
+            continue
+        if store is None:
+            pixels.append(transform.transform(image)[0].half())  # (3, H, W)
+        else:
+            if key not in store:
+                raise KeyError(f"{key} has no masks in {masks}; build masks for every image of {data_dir}")
+            px, resized = transform.transform(image, store.get(key))
+            cover = downsample(resized, encoder.grid, "area").flatten(1)  # (M, P)
+            pixels.append(px.half())
+            weights.append(cover / cover.sum(1, keepdim=True).clamp_min(1e-8))
+        texts.append(caption)
+    if not texts:
+        raise ValueError(f"no image of {data_dir} is left to pretrain on ({excluded} excluded)")
+    padded = None
+    if weights:
+        padded = torch.zeros(len(weights), max(len(w) for w in weights), weights[0].shape[1])  # (N, O, P)
+        for i, w in enumerate(weights):
+            padded[i, : len(w)] = w
+    return torch.stack(pixels), texts, padded, excluded
+
+
 def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPretrainConfig | None = None,
-                     on_step: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+                     on_step: Callable[[int, int, float], None] | None = None, masks: Any = None,
+                     exclude: frozenset[bytes] = frozenset()) -> dict[str, Any]:
     """Train, save the encoder checkpoint in `out_dir`, return the report (also `out_dir/pretrain.json`).
-    A finished run is read back; a killed one resumes from its last saved state."""
+    A finished run is read back; a killed one resumes from its last saved state. `masks` (a
+    MaskStore or its folder) gives `objects` pooling its masks; images whose hash
+    (`og.data.shapes.dataset.image_hash`) is in `exclude` are left out (e.g. the test split's)."""
     cfg = config or ClipPretrainConfig()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     report_path = out_dir / "pretrain.json"
@@ -183,13 +176,9 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
     with torch.no_grad():
         emb = getattr(encoder.model, "vision_model", encoder.model).embeddings.position_embedding.weight
         emb.mul_(cfg.position_std / emb.std())
-    pairs = _captions(data_dir)
-    transform = ImageTransform.for_encoder(encoder)
-    pixels = torch.stack([transform.transform(Image.open(data_dir / key).convert("RGB"))[0]
-                          for key, _ in pairs])  # (N, 3, H, W)
-    texts = [c for _, c in pairs]
-    words = sorted({w for t in texts for w in WORD.findall(t)} | set(SHAPES) | set(COLORS))
-    vocab = {w: i + 2 for i, w in enumerate(words)}  # 0 pad, 1 unknown
+    pixels, texts, weights, excluded = _training_set(data_dir, encoder, cfg, masks, exclude)
+    vocab = {w: i + 2 for i, w in enumerate(sorted({w for t in texts for w in WORD.findall(t)} | set(SHAPES)
+                                                   | set(COLORS)))}  # 0 pad, 1 unknown
     length = max(len(WORD.findall(t)) for t in texts)
     text = TextTower(len(vocab) + 2, cfg.text_width, cfg.text_layers, cfg.embed_dim, max_len=length)
     head = nn.ModuleDict({"image": nn.Linear(encoder.dim, cfg.embed_dim, bias=False)})
@@ -211,11 +200,15 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
     encoder.train()
     while step < cfg.steps:
         rng = np.random.default_rng((cfg.seed, step))  # per step: a resumed run draws what it would have
-        batch = torch.as_tensor(rng.choice(len(pairs), cfg.batch_size, replace=False))  # (B,)
+        batch = torch.as_tensor(rng.choice(len(texts), cfg.batch_size, replace=False))  # (B,)
         captions = [texts[i] for i in batch.tolist()]
         negatives = [n for c in captions for n in hard_negatives(c, cfg.hard_negatives, rng)]
-        ids = _encode_words(captions + negatives, vocab, length)  # (B + B*k, L)
-        i2t, t2i = similarities(encoder(pixels[batch]), text, ids, head["image"], cfg.pooling)  # (B, B + B*k)
+        if cfg.pooling == "objects":
+            ids = phrase_ids(captions + negatives, vocab, weights.shape[1], length)[0]  # (B + B*k, O, L)
+        else:
+            ids = encode_words(captions + negatives, vocab, length)  # (B + B*k, L)
+        i2t, t2i = similarities(encoder(pixels[batch].float()), text, ids, head["image"], cfg.pooling,
+                                None if weights is None else weights[batch])  # (B, B + B*k)
         scale, target = head.scale.exp().clamp(max=100), torch.arange(len(batch))
         loss = 0.5 * (nn.functional.cross_entropy(scale * i2t, target)
                       + nn.functional.cross_entropy(scale * t2i[:, : len(batch)].T, target))
@@ -237,7 +230,7 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
     k = max(1, min(20, len(losses) // 10))  # the loss at the start and the end: means over k steps
     report = {"config": asdict(cfg), "steps": step, "loss_first": float(np.mean(losses[:k])),
               "loss_last": float(np.mean(losses[-k:])), "seconds": round(time.time() - start, 1),
-              "images": len(pairs), "losses": losses[:: max(1, len(losses) // 100)]}
+              "images": len(texts), "excluded": excluded, "losses": losses[:: max(1, len(losses) // 100)]}
     report_path.write_text(json.dumps(report))
     state_path.unlink(missing_ok=True)
     (out_dir / "progress.json").unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from og.data.shapes.scene import ShapesConfig
 from og.eval.suite import BenchRun
@@ -75,16 +76,20 @@ class Size:
     schedule: Schedule
     encoder: ClipPretrainConfig = ClipPretrainConfig()  # the stand-in for CLIP's pretraining
     probe_images: int = 1500  # train images whose objects the encoder probe reads
+    pretrain_images: int = 0  # images the encoder pretrains on: 0 = the training images; more = a bigger
+    # generated training set of its own (the same generator and seed, so it starts with the training images)
 
 
 # Stage 2's LoRA has rank 64 on a 64-wide LLM: it can reach any update of the tiny model.
 SIZES = {
     "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=8, batch_size=16, stage1_lr=1e-3,
                                              stage2_lr=1e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128,
-                                             lm_epochs=2)),
+                                             lm_epochs=2),
+                    ClipPretrainConfig(steps=1500, position_std=2.0, pooling="objects"), pretrain_images=10_000),
     "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=1e-3,
                                       stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32, lm_epochs=1),
-                 ClipPretrainConfig(steps=20, batch_size=32, warmup=5, save_every=10), probe_images=96),
+                 ClipPretrainConfig(steps=20, batch_size=32, warmup=5, save_every=10, position_std=2.0, pooling="objects"),
+                 probe_images=96),
 }
 # 1-3 objects: single-object images let the tiny model learn colour and size words first
 # 128 px (objects 22-38 px) read by 16-px patches: the same 8 x 8 grid as 64 px / 8 px, with shapes drawn finely
@@ -92,14 +97,38 @@ SIZES = {
 SCENES = ShapesConfig(min_objects=1, max_objects=3, image_size=128)
 
 
-def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None) -> dict[str, Any]:
-    """Pretrain the stand-in for CLIP once per data folder (resumable) and probe it; the report."""
+def pretraining_set(out: Path, data_dir: Path, size: Size, seed: int) -> tuple[Path, Path]:
+    """(images folder, mask store) the encoder pretrains on: the training images and their oracle
+    store, or `size.pretrain_images` generated training images of their own (written once)."""
+    from og.data.shapes import write_oracle_store, write_shapes
+    from og.masks.store import MaskStore
+
+    if size.pretrain_images <= size.n_train:
+        return data_dir, out / "masks" / "oracle"
+    folder = out / "pretrain"
+    store = folder / "masks"
+    if not (store.exists() and len(MaskStore(store)) == size.pretrain_images):
+        files = write_shapes(folder, size.pretrain_images, 0, seed=seed, config=SCENES, progress=True, overwrite=True)
+        write_oracle_store(folder, store, masks=files.masks)
+    return folder, store
+
+
+def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, seed: int = 0) -> dict[str, Any]:
+    """Pretrain the stand-in for CLIP once per data folder (resumable) and probe it; the report.
+    No test image is pretrained on (their hashes are excluded)."""
+    from og.data.shapes.dataset import image_hash
     from og.eval.probe import probe_encoder
     from og.experiments.clip_pretrain import pretrain_encoder
     from og.registry import ENCODERS
 
     encoder_dir = out / "encoder"
-    report = pretrain_encoder(data_dir, encoder_dir, size.encoder, on_step=on_step)
+    images, masks = data_dir, None
+    if not (encoder_dir / "pretrain.json").is_file():
+        images, masks = pretraining_set(out, data_dir, size, seed)
+    test = frozenset(image_hash(np.asarray(Image.open(p).convert("RGB")))
+                     for p in sorted((data_dir / "images" / "test").glob("*.png")))
+    report = pretrain_encoder(images, encoder_dir, size.encoder, on_step=on_step,
+                              masks=masks if size.encoder.pooling == "objects" else None, exclude=test)
     probe_path = encoder_dir / "probe.json"
     if not probe_path.is_file():
         encoder = ENCODERS.get(BASE.encoder.name).from_spec(BASE.encoder, path=str(encoder_dir))
@@ -135,7 +164,7 @@ def prepare_data(out: Path, size: Size, seed: int = 0, on_encoder_step: Any = No
     (data_dir / "text_only.json").write_text(json.dumps(text_only))
     tokenizer = train_tokenizer(read_texts(data_dir))
     tokenizer.save_pretrained(out / "tokenizer")
-    encoder = prepare_encoder(out, data_dir, size, on_step=on_encoder_step)
+    encoder = prepare_encoder(out, data_dir, size, on_step=on_encoder_step, seed=seed)
     return AblationData(
         stage1=[str(files.stage1)], stage2=[str(files.stage2)], image_root=data_dir,
         benches={"test": BenchRun("shapes", data_dir), "train": BenchRun("shapes", data_dir,

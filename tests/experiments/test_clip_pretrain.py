@@ -1,14 +1,17 @@
 """The stand-in for CLIP's pretraining: it learns, it resumes exactly, its checkpoint loads like a user's CLIP."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from og.data.shapes import ShapesConfig, write_shapes
 from og.experiments.clip_pretrain import ClipPretrainConfig, hard_negatives, pretrain_encoder
+from og.experiments.clip_towers import TextTower, phrases, similarities
 from og.registry import ENCODERS
 from og.spec import EncoderSpec
 
@@ -80,3 +83,44 @@ def test_a_killed_run_resumes_to_the_same_weights(trained, data, tmp_path):
     a, b = load_file(str(out / "model.safetensors")), load_file(str(tmp_path / "model.safetensors"))
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+
+
+def test_captions_split_into_noun_phrases():
+    assert phrases("a large red circle, a small blue square and a green cross.") == [
+        "a large red circle", "a small blue square", "a green cross"]
+    assert phrases("a cyan diamond.") == ["a cyan diamond"]
+
+
+def test_objects_similarity_is_each_phrases_best_mask_averaged():
+    """Against a naive loop over (image, caption, phrase, mask); padded masks and phrases do not count."""
+    torch.manual_seed(0)
+    text, head = TextTower(12, 16, 1, 8, max_len=4), torch.nn.Linear(6, 8, bias=False)
+    patches = torch.randn(3, 5, 6)  # (B, P, D)
+    weights = torch.softmax(torch.randn(3, 2, 5), -1) * torch.tensor([[1, 1], [1, 0], [1, 1]])[..., None]  # (B, O, P)
+    ids = torch.randint(2, 12, (4, 3, 4))
+    ids[1, 2], ids[3, 1:] = 0, 0  # captions of 2 and 1 phrases
+    i2t, t2i = similarities(patches, text, ids, head, "objects", weights)
+    norm = torch.nn.functional.normalize
+    expected = torch.zeros(3, 4)
+    for b in range(3):
+        objects = [norm(head(weights[b, o] @ patches[b]), dim=-1) for o in range(2) if weights[b, o].sum() > 0]
+        for t in range(4):
+            said = [norm(text(ids[t, q][None])[0], dim=-1) for q in range(3) if ids[t, q, 0] != 0]
+            expected[b, t] = torch.stack([torch.stack([o @ p for o in objects]).max() for p in said]).mean()
+    torch.testing.assert_close(i2t, expected, atol=1e-5, rtol=1e-5)
+    assert t2i is i2t
+
+
+def test_objects_pooling_learns_from_masks_and_leaves_excluded_images_out(data, tmp_path):
+    from og.data.shapes import write_oracle_store
+    from og.data.shapes.dataset import image_hash
+
+    with pytest.raises(ValueError, match="needs the images' masks"):
+        pretrain_encoder(data, tmp_path / "none", dataclasses.replace(FAST, pooling="objects"))
+    write_oracle_store(data, tmp_path / "masks")
+    first = sorted((data / "images" / "train").glob("*.png"))[:3]
+    exclude = frozenset(image_hash(np.asarray(Image.open(p).convert("RGB"))) for p in first)
+    report = pretrain_encoder(data, tmp_path / "enc", dataclasses.replace(FAST, pooling="objects"),
+                              masks=tmp_path / "masks", exclude=exclude)
+    assert report["excluded"] == 3 and report["images"] == 45
+    assert report["loss_last"] < report["loss_first"] - 0.3

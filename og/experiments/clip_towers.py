@@ -1,0 +1,101 @@
+"""The text tower and the image-text similarities of the CLIP stand-in (`og.experiments.clip_pretrain`).
+
+Three ways to compare B images with T texts (`pooling`):
+- `mean` (CLIP): the patch features mean-pooled, one vector per side, cosine similarity;
+- `tokens` (FILIP, Yao et al. 2021): late interaction, each word's best patch averaged over the
+  words (image-to-text) and each patch's best word averaged over the patches (text-to-image);
+- `objects` (region-phrase alignment, as RegionCLIP / GLIP pretrain region features on phrases):
+  the image side is one vector per mask (the mask-weighted mean of the patch features: what
+  object-guided tokens group), the text side one vector per noun phrase of the caption (split at
+  commas and "and"); a pair's similarity is the mean over the phrases of each phrase's best mask.
+  Which mask a phrase names is never given: the max finds it, so no generator label is a target.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+WORD = re.compile(r"[a-z]+|[^\sa-z]")
+PHRASE_SPLIT = re.compile(r",|\band\b")
+
+
+class TextTower(nn.Module):
+    """Word ids (B, L) -> caption embeddings (B, E): embeddings + positions, pre-LN transformer, mean."""
+
+    def __init__(self, vocab: int, width: int, layers: int, out_dim: int, max_len: int = 64) -> None:
+        super().__init__()
+        self.words = nn.Embedding(vocab, width, padding_idx=0)
+        self.positions = nn.Parameter(torch.randn(max_len, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(width, 4, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, out_dim, bias=False)
+
+    def tokens(self, ids: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, L, E)
+        x = self.words(ids) + self.positions[: ids.shape[1]]  # (B, L, W)
+        return self.proj(self.norm(self.blocks(x, src_key_padding_mask=ids == 0)))  # (B, L, E)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, E)
+        keep = (ids != 0).unsqueeze(-1).float()  # (B, L, 1)
+        return (self.tokens(ids) * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # (B, E)
+
+
+def encode_words(texts: list[str], vocab: dict[str, int], length: int) -> torch.Tensor:
+    """Word ids (N, length), 0 = pad, 1 = a word not in `vocab`."""
+    ids = torch.zeros(len(texts), length, dtype=torch.long)  # (N, L)
+    for i, text in enumerate(texts):
+        words = [vocab.get(w, 1) for w in WORD.findall(text)][:length]
+        ids[i, : len(words)] = torch.tensor(words, dtype=torch.long)
+    return ids
+
+
+def phrases(caption: str) -> list[str]:
+    """The caption's noun phrases: "a large red circle, a small blue square and a green cross." ->
+    ["a large red circle", "a small blue square", "a green cross"]."""
+    return [p.strip(" .") for p in PHRASE_SPLIT.split(caption.strip(" .")) if p.strip(" .")]
+
+
+def phrase_ids(captions: list[str], vocab: dict[str, int], max_phrases: int,
+               length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word ids (T, Q, length) of each caption's first `max_phrases` phrases and their mask (T, Q)."""
+    ids = torch.zeros(len(captions), max_phrases, length, dtype=torch.long)  # (T, Q, L)
+    for t, caption in enumerate(captions):
+        found = phrases(caption)[:max_phrases]
+        if found:
+            ids[t, : len(found)] = encode_words(found, vocab, length)
+    return ids, ids[..., 0] != 0  # (T, Q, L), (T, Q)
+
+
+def similarities(patches: torch.Tensor, text: TextTower, ids: torch.Tensor, head: nn.Module, pooling: str,
+                 weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarities (B images, T texts), image-to-text and text-to-image (module docstring).
+
+    patches (B, P, D); ids (T, L) word ids, or (T, Q, L) phrase word ids for `objects`, which also
+    needs `weights` (B, O, P): each mask's patch weights (rows summing to 1; all-zero rows pad)."""
+    if pooling == "mean":
+        img = nn.functional.normalize(head(patches.mean(1)), dim=-1)  # (B, E)
+        sim = img @ nn.functional.normalize(text(ids), dim=-1).T  # (B, T)
+        return sim, sim
+    if pooling == "objects":
+        if weights is None:
+            raise ValueError("pooling='objects' needs the masks' patch weights (B, O, P)")
+        objects = nn.functional.normalize(head(weights @ patches), dim=-1)  # (B, O, E)
+        present = weights.sum(-1) > 0  # (B, O)
+        said = ids[..., 0] != 0  # (T, Q) the phrases there are (an all-pad row would attend to nothing)
+        found = nn.functional.normalize(text(ids[said]), dim=-1)  # (F, E)
+        words = found.new_zeros(*said.shape, found.shape[-1])  # (T, Q, E)
+        words[said] = found
+        sim = torch.einsum("boe,tqe->btoq", objects, words)  # (B, T, O, Q)
+        best = sim.masked_fill(~present[:, None, :, None], -2.0).amax(2)  # (B, T, Q) each phrase's best mask
+        sim = (best * said).sum(-1) / said.sum(-1).clamp_min(1)  # (B, T)
+        return sim, sim
+    img = nn.functional.normalize(head(patches), dim=-1)  # (B, P, E)
+    words = nn.functional.normalize(text.tokens(ids), dim=-1)  # (T, L, E)
+    keep = (ids != 0).float()  # (T, L)
+    sim = torch.einsum("bpe,tle->btpl", img, words)  # (B, T, P, L)
+    i2t = (sim.amax(2) * keep).sum(-1) / keep.sum(-1).clamp_min(1.0)  # (B, T)
+    t2i = sim.masked_fill(keep[None, :, None, :] == 0, -2.0).amax(3).mean(2)  # (B, T)
+    return i2t, t2i
