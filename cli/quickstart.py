@@ -68,10 +68,13 @@ def _encoder_bar(on_step: Any) -> Any:
 
 
 def encoder_line(encoder: dict[str, Any]) -> str:
-    """'encoder: contrastive pretraining, N steps, loss a -> b, probe shape 0.93 (0.71) | ...'."""
+    """'encoder: contrastive pretraining (objects pooling) on 10,000 images, N steps, loss a -> b, probe ...'."""
     from og.eval.probe import format_probe
 
-    return (f"encoder: contrastive pretraining, {encoder['steps']} steps, loss {encoder['loss_first']:.2f} -> "
+    images = f" on {encoder['images']:,} images" if encoder.get("images") else ""
+    pooling = f" ({encoder['pooling']} pooling)" if encoder.get("pooling") else ""
+    return (f"encoder: contrastive pretraining{pooling}{images}, {encoder['steps']} steps, loss "
+            f"{encoder['loss_first']:.2f} -> "
             f"{encoder['loss_last']:.2f}; probe on {encoder['probe']['objects']} train objects, MLP (linear): "
             f"{format_probe(encoder['probe'])}")
 

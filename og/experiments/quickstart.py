@@ -88,7 +88,8 @@ SIZES = {
                     ClipPretrainConfig(steps=1500, position_std=2.0, pooling="objects"), pretrain_images=10_000),
     "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=1e-3,
                                       stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32, lm_epochs=1),
-                 ClipPretrainConfig(steps=20, batch_size=32, warmup=5, save_every=10, position_std=2.0, pooling="objects"),
+                 ClipPretrainConfig(steps=20, batch_size=32, warmup=5, save_every=10, position_std=2.0,
+                                    pooling="objects"),
                  probe_images=96),
 }
 # 1-3 objects: single-object images let the tiny model learn colour and size words first
@@ -134,7 +135,8 @@ def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, 
         encoder = ENCODERS.get(BASE.encoder.name).from_spec(BASE.encoder, path=str(encoder_dir))
         probe_path.write_text(json.dumps(probe_encoder(encoder, data_dir, images=size.probe_images)))
     return {"path": str(encoder_dir), "steps": report["steps"], "loss_first": report["loss_first"],
-            "loss_last": report["loss_last"], "seconds": report["seconds"],
+            "loss_last": report["loss_last"], "seconds": report["seconds"], "images": report.get("images"),
+            "excluded": report.get("excluded", 0), "pooling": size.encoder.pooling,
             "probe": json.loads(probe_path.read_text())}
 
 
