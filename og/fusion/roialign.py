@@ -12,8 +12,8 @@ cell's centre patch. A group costs (bom) + its cells against `max_tokens`.
 
 Forward: the patch features as a (B, D, h, w) map, ONE `torchvision.ops.roi_align` over every
 box of the batch (`aligned=True`, so a cell of exactly one patch is that patch's feature), then
-one gather of the kept cells into place. float32 for the roi_align on the CPU when the features
-are half precision.
+one gather of the kept cells straight from roi_align's (ΣQ, D, r, r) output into place.
+float32 for the roi_align on the CPU when the features are half precision.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ class RoiAlignFusion(Fusion):
         r = layout.roi_size
         cells = roi_align(fmap, layout.boxes.to(fmap.dtype), output_size=(r, r), spatial_scale=1.0,
                           sampling_ratio=-1, aligned=True)  # (ΣQ, D, r, r)
-        rows = cells.permute(0, 2, 3, 1).reshape(-1, d)  # (ΣQ*r*r, D)
-        tokens = rows.index_select(0, layout.roi_src)  # (ΣR, D)
+        src = layout.roi_src  # (ΣR,) box * r*r + cell
+        tokens = cells.flatten(2)[src // (r * r), :, src % (r * r)]  # (ΣR, D) one gather, no transposed copy
         if self.spec.cells == "weight":
-            tokens = tokens * layout.roi_weight[:, None].to(rows.dtype)  # (ΣR, D) scaled by cell coverage
+            tokens.mul_(layout.roi_weight[:, None].to(tokens.dtype))  # (ΣR, D) scaled by cell coverage
         return out.index_copy_(0, layout.roi_pos, tokens.to(out.dtype))
