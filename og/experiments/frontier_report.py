@@ -82,8 +82,8 @@ def goal(rows: list[dict[str, Any]], budget: float = 10.0, margin: float = 10.0,
     """Issue 11's goal on the composite: at <= `budget` tokens per image the best object-guided variant
     (one that reads masks) is >= `margin` points above the best patch baseline of that budget (a
     maskless variant), by more than 2 sd of the gap (sqrt(sd_a^2 + sd_b^2), over seeds), and within
-    `near` points of the maskless variant with the most tokens (`patches`). `met` is None when a
-    side is missing."""
+    `near` points of the maskless variant with the most tokens (`patches`). `met` is None, with
+    `why`, when a side is missing or a side has one seed (no sd of the gap to compare against)."""
     def best(candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
         scored = [r for r in candidates if r["composite"]["mean"] is not None]
         return max(scored, key=lambda r: r["composite"]["mean"]) if scored else None
@@ -95,23 +95,28 @@ def goal(rows: list[dict[str, Any]], budget: float = 10.0, margin: float = 10.0,
     full = max(maskless, key=lambda r: r["visual_tokens"]) if maskless else None
     record: dict[str, Any] = {"budget": budget, "object_guided": _point(ours), "patch_baseline": _point(theirs),
                               "patches": _point(full), "gap": None, "gap_sd": None, "below_patches": None,
-                              "met": None}
+                              "met": None, "why": "a side of the comparison is missing"}
     if ours and theirs and full:
         a, b = ours["composite"], theirs["composite"]
         record["gap"] = a["mean"] - b["mean"]
         record["gap_sd"] = (a["sd"] ** 2 + b["sd"] ** 2) ** 0.5
         record["below_patches"] = full["composite"]["mean"] - a["mean"]
-        record["met"] = (record["gap"] >= margin and record["gap"] > 2 * record["gap_sd"]
-                         and record["below_patches"] <= near)
+        if min(a["n"], b["n"]) < 2:
+            record["why"] = "one seed gives no sd of the gap: run --seeds 2 or more"
+            return record
+        record["met"], record["why"] = (record["gap"] >= margin and record["gap"] > 2 * record["gap_sd"]
+                                        and record["below_patches"] <= near), None
     return record
 
 
 def goal_line(record: dict[str, Any]) -> str:
     """The goal in one line, with the numbers."""
-    if record["met"] is None:
-        return f"goal (<= {record['budget']:g} tokens): not measurable yet (a side of the comparison is missing)"
+    if record["gap"] is None:
+        return f"goal (<= {record['budget']:g} tokens): not measurable yet ({record['why']})"
     ours, theirs, full = record["object_guided"], record["patch_baseline"], record["patches"]
-    return (f"goal (<= {record['budget']:g} tokens): {'met' if record['met'] else 'not met'}: {ours['label']} "
+    verdict = f"not measurable yet ({record['why']})" if record["met"] is None else (
+        "met" if record["met"] else "not met")
+    return (f"goal (<= {record['budget']:g} tokens): {verdict}: {ours['label']} "
             f"{ours['mean']:.1f}±{ours['sd']:.1f} vs {theirs['label']} {theirs['mean']:.1f}±{theirs['sd']:.1f} "
             f"(gap {record['gap']:+.1f}, 2 sd {2 * record['gap_sd']:.1f}; goal >= 10 and > 2 sd), "
             f"{record['below_patches']:.1f} below {full['label']} {full['mean']:.1f} (goal <= 3)")

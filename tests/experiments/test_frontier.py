@@ -130,6 +130,10 @@ def test_goal_compares_the_best_of_each_side_within_the_budget():
     assert goal(rows, near=1.0)["met"] is False  # 2 points below patches
     assert goal([r for r in rows if not r["masks"]])["met"] is None
     assert "not measurable" in goal_line(goal(rows[:1]))
+    one = [dict(r, composite={**r["composite"], "sd": 0.0, "n": 1}) for r in rows]  # a single seed
+    single = goal(one)
+    assert single["met"] is None and single["gap"] == pytest.approx(10.0) and "--seeds 2" in single["why"]
+    assert "not measurable yet (one seed" in goal_line(single) and "gap +10.0" in goal_line(single)
 
 
 def test_frontier_fast_reduced_sweep_resumes(tmp_path, monkeypatch):
