@@ -37,7 +37,7 @@ from torch import nn
 
 from og.data.shapes.scene import COLORS, SHAPES
 from og.experiments.clip_towers import WORD, TextTower, encode_words, phrase_ids, similarities
-from og.fusion import downsample
+from og.fusion.coverage import PatchCoverage
 from og.masks.geometry import ImageTransform
 from og.registry import ENCODERS
 from og.spec import EncoderSpec
@@ -125,20 +125,18 @@ def _training_set(data_dir: Path, encoder: nn.Module, cfg: ClipPretrainConfig, m
                          "e.g. the shapes oracle store or `og masks build` over the data folder)")
     store = MaskStore(masks) if isinstance(masks, (str, Path)) else masks
     transform = ImageTransform.for_encoder(encoder)
+    coverage = PatchCoverage(transform, encoder.grid)  # the processor's rule, straight from the stored runs
     pixels, texts, weights, excluded = [], [], [], 0
     for key, caption in _captions(data_dir):
         image = Image.open(data_dir / key).convert("RGB")
         if exclude and image_hash(np.asarray(image)) in exclude:
             excluded += 1
             continue
-        if store is None:
-            pixels.append(transform.transform(image)[0].half())  # (3, H, W)
-        else:
+        pixels.append(transform.transform(image)[0].half())  # (3, H, W)
+        if store is not None:
             if key not in store:
                 raise KeyError(f"{key} has no masks in {masks}; build masks for every image of {data_dir}")
-            px, resized = transform.transform(image, store.get(key))
-            cover = downsample(resized, encoder.grid, "area").flatten(1)  # (M, P)
-            pixels.append(px.half())
+            cover = coverage.for_downsampler(store.read(key), "area").flatten(1)  # (M, P)
             weights.append(cover / cover.sum(1, keepdim=True).clamp_min(1e-8))
         texts.append(caption)
     if not texts:
@@ -204,7 +202,7 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
         captions = [texts[i] for i in batch.tolist()]
         negatives = [n for c in captions for n in hard_negatives(c, cfg.hard_negatives, rng)]
         if cfg.pooling == "objects":
-            ids = phrase_ids(captions + negatives, vocab, weights.shape[1], length)[0]  # (B + B*k, O, L)
+            ids = phrase_ids(captions + negatives, vocab, weights.shape[1], length)  # (B + B*k, O, L)
         else:
             ids = encode_words(captions + negatives, vocab, length)  # (B + B*k, L)
         i2t, t2i = similarities(encoder(pixels[batch].float()), text, ids, head["image"], cfg.pooling,

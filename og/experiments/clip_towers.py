@@ -58,15 +58,14 @@ def phrases(caption: str) -> list[str]:
     return [p.strip(" .") for p in PHRASE_SPLIT.split(caption.strip(" .")) if p.strip(" .")]
 
 
-def phrase_ids(captions: list[str], vocab: dict[str, int], max_phrases: int,
-               length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Word ids (T, Q, length) of each caption's first `max_phrases` phrases and their mask (T, Q)."""
+def phrase_ids(captions: list[str], vocab: dict[str, int], max_phrases: int, length: int) -> torch.Tensor:
+    """Word ids (T, Q, length) of each caption's first `max_phrases` phrases (all-pad rows: none)."""
     ids = torch.zeros(len(captions), max_phrases, length, dtype=torch.long)  # (T, Q, L)
     for t, caption in enumerate(captions):
         found = phrases(caption)[:max_phrases]
         if found:
             ids[t, : len(found)] = encode_words(found, vocab, length)
-    return ids, ids[..., 0] != 0  # (T, Q, L), (T, Q)
+    return ids  # (T, Q, L)
 
 
 def similarities(patches: torch.Tensor, text: TextTower, ids: torch.Tensor, head: nn.Module, pooling: str,

@@ -123,11 +123,11 @@ def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, 
     from og.registry import ENCODERS
 
     encoder_dir = out / "encoder"
-    images, masks = data_dir, None
-    if not (encoder_dir / "pretrain.json").is_file():
+    images, masks, test = data_dir, None, frozenset()
+    if not (encoder_dir / "pretrain.json").is_file():  # a finished pretraining is read back: nothing to gather
         images, masks = pretraining_set(out, data_dir, size, seed)
-    test = frozenset(image_hash(np.asarray(Image.open(p).convert("RGB")))
-                     for p in sorted((data_dir / "images" / "test").glob("*.png")))
+        test = frozenset(image_hash(np.asarray(Image.open(p).convert("RGB")))
+                         for p in sorted((data_dir / "images" / "test").glob("*.png")))
     report = pretrain_encoder(images, encoder_dir, size.encoder, on_step=on_step,
                               masks=masks if size.encoder.pooling == "objects" else None, exclude=test)
     probe_path = encoder_dir / "probe.json"

@@ -90,7 +90,7 @@ def runs_of_many(stored: list[StoredMasks]) -> list[Runs]:
     if not stored:
         return []
     pieces = [s.data[s.offsets[0]:s.offsets[-1]] for s in stored]
-    data = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+    data = np.concatenate(pieces)
     shift = np.cumsum([0] + [len(p) for p in pieces[:-1]])  # (I,) where each image's strings start
     offsets = np.concatenate([[0]] + [s.offsets[1:] - s.offsets[0] + b for s, b in zip(stored, shift, strict=True)])
     runs = decode_runs(data, offsets)
