@@ -4,8 +4,8 @@ A `TokenLayout` (one image, CPU tensors, built by `og.fusion.plan_layout`) says 
 token where it comes from (`kind`), which patch / mask, its segment id (0 = global, 1..K = the
 mask groups in order), its patch row / column and its rope group. Pooled tokens (the global
 mean is not one of them; `maskpool`'s and `patchpool`'s tokens are) carry sparse weights over
-patches; `roialign`'s cells point into one `roi_align` output over the image's boxes; a
-`selected` token's patch is chosen in the forward (`prune(by=norm|cls)`).
+patches, and so do `roialign`'s cells (kind ROI: roi_align's weights); a `selected` token's patch is
+chosen in the forward (`prune(by=norm|cls)`).
 
 `PackedLayout.pack(layouts)` concatenates the layouts of a batch into flat tensors, with the
 gather indices the fusion forward needs precomputed on the CPU, so the forward on the device is
@@ -25,6 +25,11 @@ GLOBAL_MEAN, GLOBAL_PATCH, BOM, PATCH, POOLED, SELECTED, ROI = 0, 1, 2, 3, 4, 5,
 KIND_NAMES = {GLOBAL_MEAN: "global-mean", GLOBAL_PATCH: "global-patch", BOM: "begin-of-mask",
               PATCH: "patch", POOLED: "pooled", SELECTED: "selected-patch", ROI: "roi-cell"}
 COUNTS = ("n_masks_in", "n_empty", "n_over_budget", "n_uncovered")  # per-image counters (host ints)
+
+def pooled(kind: torch.Tensor) -> torch.Tensor:
+    """(T,) bool: the tokens that are weighted sums of patches (`pool_*` entries): pooled and roi cells."""
+    return (kind == POOLED) | (kind == ROI)
+
 
 _PER_TOKEN = ("kind", "patch", "mask", "segment", "row", "col", "group")
 
@@ -50,11 +55,6 @@ class TokenLayout:
     pool_token: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))  # (E,)
     pool_patch: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))  # (E,)
     pool_weight: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # (E,) sums to 1 per token
-    boxes: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 4))  # (Q, 4) x1, y1, x2, y2 in patches
-    roi_token: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))  # (R,)
-    roi_cell: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))  # (R,) box*r*r+cell
-    roi_weight: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # (R,) cell coverage or 1
-    roi_size: int = 0  # r: every box is pooled to r x r cells
     masks: tuple[int, ...] = ()  # the kept masks' indices, in layout order (M for the filler)
     n_masks_in: int = 0  # masks given
     n_empty: int = 0  # dropped: covered no patch
@@ -89,10 +89,9 @@ class PackedLayout:
     `src` (ΣT,) row of every token (patch tokens; others point at their image's first patch and
     are overwritten); `bom_pos` positions of begin-of-mask tokens; `mean_pos` / `mean_img`
     positions of global-mean tokens and their image; `pool_pos` positions of pooled tokens and
-    the entries `pool_slot` (which pooled token), `pool_src` (feature row), `pool_weight`;
+    the entries `pool_slot` (which pooled token; entries sorted by it, `pool_offsets` where each
+    token's entries start: the bags of one `embedding_bag`), `pool_src` (feature row), `pool_weight`;
     `select_pos` the `select_k` selected tokens of every image (patch chosen in the forward);
-    `boxes` (ΣQ, 5) (image, x1, y1, x2, y2) for one `roi_align` to `roi_size` cells, `roi_pos`
-    positions of roi cells, `roi_src` their row in its output (ΣQ*r*r), `roi_weight`.
     """
 
     grid: tuple[int, int]
@@ -114,15 +113,11 @@ class PackedLayout:
     pool_slot: torch.Tensor  # (E,)
     pool_src: torch.Tensor  # (E,)
     pool_weight: torch.Tensor  # (E,) float32
+    pool_offsets: torch.Tensor  # (n_pool,) first entry of each pooled token (entries sorted by slot)
     select_pos: torch.Tensor  # (B * select_k,)
-    boxes: torch.Tensor  # (ΣQ, 5) float32
-    roi_pos: torch.Tensor  # (ΣR,)
-    roi_src: torch.Tensor  # (ΣR,)
-    roi_weight: torch.Tensor  # (ΣR,) float32
     total: int = 0  # ΣT
     max_segment: int = 0  # the largest segment id in the batch (host int: checks need no sync)
     select_k: int = 0  # selected tokens per image (the same for every image)
-    roi_size: int = 0  # r
     n_dropped: tuple[int, ...] = ()  # per image
     counts: dict[str, tuple[int, ...]] = field(default_factory=dict)  # COUNTS + "n_tokens" -> per image (host)
     fallbacks: tuple[int, ...] = ()  # per image: 1 where no mask survived
@@ -145,19 +140,22 @@ class PackedLayout:
         kind, pos = cat["kind"], torch.arange(int(lengths.sum()))
         src = image * n + cat["patch"].clamp(min=0)  # (ΣT,)
         is_mean = kind == GLOBAL_MEAN
-        n_pool = torch.tensor([int((lay.kind == POOLED).sum()) for lay in layouts], dtype=torch.long)
+        n_pool = torch.tensor([int(pooled(lay.kind).sum()) for lay in layouts], dtype=torch.long)
         e = torch.tensor([lay.pool_token.numel() for lay in layouts], dtype=torch.long)  # (B,)
         pool_img = torch.repeat_interleave(torch.arange(len(layouts)), e)  # (E,)
         # pooled tokens of image b are numbered after those of images < b, in token order
         local_slot = torch.cat([_pool_rank(lay) for lay in layouts]) if e.sum() else e[:0]  # (E,)
         slot_base = torch.cumsum(n_pool, 0) - n_pool  # (B,)
-        pool_patch = torch.cat([lay.pool_patch for lay in layouts])  # (E,)
-        return cls(**_selected(layouts, kind, pos), **_rois(layouts, starts),
+        slot = slot_base[pool_img] + local_slot  # (E,) the pooled token of each entry
+        order = torch.argsort(slot, stable=True)  # (E,) entries grouped by token: one bag each
+        per_slot = torch.bincount(slot, minlength=int(n_pool.sum()))  # (n_pool,) entries per pooled token
+        pool_src = pool_img * n + torch.cat([lay.pool_patch for lay in layouts])  # (E,)
+        return cls(**_selected(layouts, kind, pos),
             grid=grid, lengths=lengths, starts=starts, image=image, src=src,
             bom_pos=pos[kind == BOM], mean_pos=pos[is_mean], mean_img=image[is_mean],
-            pool_pos=pos[kind == POOLED], pool_slot=slot_base[pool_img] + local_slot,
-            pool_src=pool_img * n + pool_patch,
-            pool_weight=torch.cat([lay.pool_weight for lay in layouts]).float(),
+            pool_pos=pos[pooled(kind)], pool_slot=slot[order], pool_src=pool_src[order],
+            pool_weight=torch.cat([lay.pool_weight for lay in layouts]).float()[order],
+            pool_offsets=torch.cumsum(per_slot, 0) - per_slot,
             total=int(lengths.sum()), max_segment=int(cat["segment"].max()) if len(kind) else 0,
             n_dropped=tuple(lay.n_dropped for lay in layouts), identity=all(_is_raster(lay, n) for lay in layouts),
             counts={**{c: tuple(int(getattr(lay, c)) for lay in layouts) for c in COUNTS},
@@ -197,24 +195,7 @@ def _selected(layouts: list[TokenLayout], kind: torch.Tensor, pos: torch.Tensor)
     return {"select_pos": pos[kind == SELECTED], "select_k": per.pop()}
 
 
-def _rois(layouts: list[TokenLayout], starts: torch.Tensor) -> dict:
-    """One box list for the batch (image index first) and each roi token's row in the roi_align output."""
-    sizes = {lay.roi_size for lay in layouts if lay.boxes.shape[0]}
-    if len(sizes) > 1:
-        raise ValueError(f"images use roi sizes {sorted(sizes)}; plan every image with the same fusion spec")
-    r = sizes.pop() if sizes else 0
-    q = torch.tensor([lay.boxes.shape[0] for lay in layouts], dtype=torch.long)  # (B,)
-    box_base = torch.cumsum(q, 0) - q  # (B,)
-    n_roi = torch.tensor([lay.roi_token.numel() for lay in layouts], dtype=torch.long)  # (B,)
-    img = torch.repeat_interleave(torch.arange(len(layouts)), n_roi)  # (ΣR,)
-    boxes = torch.cat([lay.boxes.float() for lay in layouts])  # (ΣQ, 4)
-    return {"boxes": torch.cat([torch.repeat_interleave(torch.arange(len(layouts)), q)[:, None].float(), boxes], 1),
-            "roi_pos": starts[img] + torch.cat([lay.roi_token for lay in layouts]),
-            "roi_src": box_base[img] * r * r + torch.cat([lay.roi_cell for lay in layouts]),
-            "roi_weight": torch.cat([lay.roi_weight for lay in layouts]).float(), "roi_size": r}
-
-
 def _pool_rank(layout: TokenLayout) -> torch.Tensor:
     """(E,) the rank among the image's pooled tokens of each pooling entry's token."""
-    rank = torch.cumsum((layout.kind == POOLED).long(), 0) - 1  # (T,) rank of each pooled token
+    rank = torch.cumsum(pooled(layout.kind).long(), 0) - 1  # (T,) rank of each pooled token
     return rank[layout.pool_token]

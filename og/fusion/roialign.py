@@ -10,10 +10,15 @@ coverage. Tokens: the global view, then per group a begin-of-mask token (`bom_to
 learned (1, D) vector like `masktoken`'s) and its cells in raster order, positioned at the
 cell's centre patch. A group costs (bom) + its cells against `max_tokens`.
 
-Forward: the patch features as a (B, D, h, w) map, ONE `torchvision.ops.roi_align` over every
-box of the batch (`aligned=True`, so a cell of exactly one patch is that patch's feature), then
-one gather of the kept cells straight from roi_align's (ΣQ, D, r, r) output into place.
-float32 for the roi_align on the CPU when the features are half precision.
+Weights (CPU, in the plan): `roi_align` is linear in its input and, for one box, separable: its
+samples form a grid (adaptive `sampling_ratio`, `aligned=True`, so a cell of exactly one patch is
+that patch's feature) and its bilinear weight is a product of a row weight and a column weight.
+So the plan runs `torchvision.ops.roi_align` itself on the one-hot basis of the grid's rows and of
+its columns (`roi_weights`: (K, r, h) and (K, r, w)), and a cell's weight over the patches is
+their outer product (times the cell's coverage with `cells=weight`).
+Forward: the shared pooled-token gather of `Fusion.forward` (one index_select, one index_add in
+float32): equal to `roi_align` of the (B, D, h, w) feature map (tested against it), without the
+(B, h*w, D) -> (B, D, h, w) copy roi_align's CPU kernel needs or its per-channel sampling.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from og.fusion.layout import BOM, ROI, PackedLayout, TokenLayout
+from og.fusion.layout import BOM, ROI, TokenLayout
 from og.fusion.plan import select_masks
 from og.fusion.strategies import Fusion, full, global_part, make_layout
 from og.registry import FUSIONS
@@ -51,6 +56,17 @@ def group_cells(member: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int
     cy, cx = _axis_weights(y0, y1, h, r), _axis_weights(x0, x1, w, r)  # (K, r, h), (K, r, w)
     cells = torch.einsum("kah,khw,kbw->kab", cy, weight.reshape(k, h, w).float(), cx)  # (K, r, r)
     return torch.stack([x0, y0, x1, y1], 1).float(), cells.reshape(k, r * r)
+
+
+def roi_weights(boxes: torch.Tensor, grid: tuple[int, int], r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, r, h), (K, r, w): roi_align's weight of each grid row / column in each of a box's r cells
+    along that axis, from `roi_align` on a one-hot basis (boxes (K, 4) x1, y1, x2, y2 in patches)."""
+    def axis(lo: torch.Tensor, hi: torch.Tensor, n: int) -> torch.Tensor:
+        basis = torch.eye(n).reshape(1, n, n, 1)  # (1, n, n, 1): channel c is one-hot on row c
+        zero, one = torch.zeros_like(lo), torch.ones_like(lo)
+        rois = torch.stack([zero, zero, lo, one, hi], 1)  # (K, 5) image 0, a one-column-wide box
+        return roi_align(basis, rois, (r, 1), 1.0, -1, True)[..., 0].transpose(1, 2)  # (K, n, r) -> (K, r, n)
+    return axis(boxes[:, 1], boxes[:, 3], grid[0]), axis(boxes[:, 0], boxes[:, 2], grid[1])
 
 
 def kept_cells(spec: FusionSpec, cells: torch.Tensor) -> torch.Tensor:
@@ -99,23 +115,12 @@ class RoiAlignFusion(Fusion):
         body = {"kind": kind, "patch": full(len(tok_group), -1),
                 "mask": torch.tensor(sel.ids, dtype=torch.long)[tok_group], "segment": tok_group + 1,
                 "group": tok_group + int(g > 0), "row": row, "col": col}
-        weight = cells[nz[:, 0], nz[:, 1]] if spec.cells == "weight" else torch.ones(len(nz))
-        return make_layout(grid, [head, body], sel, boxes=boxes, roi_token=g + torch.nonzero(is_roi).squeeze(1),
-                       roi_cell=nz[:, 0] * r * r + nz[:, 1], roi_weight=weight, roi_size=r)
-
-    def forward(self, features: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
-        out = super().forward(features, layout)  # (ΣT, D) global view and begin-of-mask tokens
-        if not layout.roi_pos.numel():
-            return out
-        b, n, d = features.shape
-        fmap = features.transpose(1, 2).reshape(b, d, *self.grid)  # (B, D, h, w)
-        if fmap.device.type == "cpu" and fmap.dtype not in (torch.float32, torch.float64):
-            fmap = fmap.float()
-        r = layout.roi_size
-        cells = roi_align(fmap, layout.boxes.to(fmap.dtype), output_size=(r, r), spatial_scale=1.0,
-                          sampling_ratio=-1, aligned=True)  # (ΣQ, D, r, r)
-        src = layout.roi_src  # (ΣR,) box * r*r + cell
-        tokens = cells.flatten(2)[src // (r * r), :, src % (r * r)]  # (ΣR, D) one gather, no transposed copy
-        if self.spec.cells == "weight":
-            tokens.mul_(layout.roi_weight[:, None].to(tokens.dtype))  # (ΣR, D) scaled by cell coverage
-        return out.index_copy_(0, layout.roi_pos, tokens.to(out.dtype))
+        wy, wx = roi_weights(boxes, grid, r)  # (K, r, h), (K, r, w)
+        per_cell = wy[nz[:, 0], a, :, None] * wx[nz[:, 0], c, None, :]  # (R, h, w) roi_align's weights
+        if spec.cells == "weight":
+            per_cell = per_cell * cells[nz[:, 0], nz[:, 1], None, None]  # (R, h, w) scaled by cell coverage
+        per_cell = per_cell.reshape(len(nz), grid[0] * grid[1])  # (R, N)
+        entry = torch.nonzero(per_cell)  # (E, 2) (roi cell, patch)
+        roi_token = g + torch.nonzero(is_roi).squeeze(1)  # (R,) token index of each kept cell
+        return make_layout(grid, [head, body], sel, pool_token=roi_token[entry[:, 0]], pool_patch=entry[:, 1],
+                           pool_weight=per_cell[entry[:, 0], entry[:, 1]])

@@ -6,7 +6,7 @@ see `og.fusion.plan`) and one shared forward over the whole batch:
 
     features (B, h*w, D) --one index_select--> (ΣT, D), then the few special rows are written
     in place: global means (one dense mean over patches), begin-of-mask vectors, pooled tokens
-    (one index_add segment-sum, accumulated in float32).
+    (one weighted `embedding_bag` sum over their entries, in float32: no (E, D) intermediate).
 
 No Python loop over images or masks, no `.item()`, no host transfer; any device and dtype.
 
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from og.fusion.layout import BOM, GLOBAL_MEAN, GLOBAL_PATCH, PATCH, POOLED, PackedLayout, TokenLayout
@@ -116,8 +117,9 @@ class Fusion(nn.Module):
             bom = self.bom.to(out.dtype).expand(layout.bom_pos.numel(), d)  # (n_bom, D)
             out.index_copy_(0, layout.bom_pos, bom)
         if layout.pool_pos.numel():
-            rows = flat.index_select(0, layout.pool_src).float() * layout.pool_weight[:, None]  # (E, D)
-            pooled = rows.new_zeros(layout.pool_pos.numel(), d).index_add_(0, layout.pool_slot, rows)
+            table = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()  # (B*N, D)
+            pooled = F.embedding_bag(layout.pool_src, table, layout.pool_offsets, mode="sum",
+                                     per_sample_weights=layout.pool_weight.to(table.dtype))  # (n_pool, D)
             out.index_copy_(0, layout.pool_pos, pooled.to(out.dtype))  # (n_pool, D) written
         return out
 

@@ -7,6 +7,7 @@ import torch
 
 from og.fusion import PackedLayout, TokenLayout, plan_layout
 from og.fusion.layout import BOM, GLOBAL_MEAN, GLOBAL_PATCH, PATCH, POOLED
+from og.registry import FUSIONS
 from og.spec import FusionSpec
 
 GRID = (4, 5)
@@ -256,6 +257,15 @@ def test_pack_maskpool_slots_and_errors():
     lays = [plan_layout(spec, random_coverage(m, m + 7), GRID) for m in (4, 6)]
     packed = PackedLayout.pack(lays)
     assert packed.pool_slot.max() + 1 == packed.pool_pos.numel() == sum(int((la.kind == POOLED).sum()) for la in lays)
+    first = [int((packed.pool_slot == k).nonzero()[0]) for k in range(packed.pool_pos.numel())]
+    assert packed.pool_offsets.tolist() == first and bool((packed.pool_slot.diff() >= 0).all())
+    # entries given in any order are grouped by token when packed: the same tokens come out
+    perm = torch.randperm(lays[1].pool_token.numel(), generator=torch.Generator().manual_seed(0))
+    shuffled = dataclasses.replace(lays[1], pool_token=lays[1].pool_token[perm], pool_patch=lays[1].pool_patch[perm],
+                                   pool_weight=lays[1].pool_weight[perm])
+    fusion = FUSIONS.get("maskpool")(spec, 3, GRID)
+    feats = torch.randn(2, N, 3)
+    torch.testing.assert_close(fusion(feats, PackedLayout.pack([lays[0], shuffled])), fusion(feats, packed))
     with pytest.raises(ValueError, match="same encoder grid"):
         PackedLayout.pack([lays[0], plan_layout(spec, None, (2, 2))])
     with pytest.raises(ValueError, match="no layouts"):
