@@ -89,7 +89,7 @@ def _report(outcome: dict[str, Any]) -> None:
         _console().print(f"{name}: {path}")
 
 
-def _frontier(out: Path, fast: bool, seeds: int) -> None:
+def _frontier(out: Path, fast: bool, seeds: int, jobs: int, threads: int) -> None:
     """`og quickstart --frontier`: the sweep on the quickstart's data; its table, frontier.json and chart."""
     from og.experiments.frontier import SWEEP, run_frontier
     from og.experiments.frontier_report import frontier_table, goal_line
@@ -99,7 +99,7 @@ def _frontier(out: Path, fast: bool, seeds: int) -> None:
     with _progress() as (on_step, on_done):
         outcome = run_frontier(out, fast=fast, seeds=seeds, sweep=SWEEP, on_step=on_step, on_done=on_done,
                                notify=lambda line: _console().print(f"[yellow]{line}"),
-                               on_encoder_step=_encoder_bar(on_step))
+                               on_encoder_step=_encoder_bar(on_step), jobs=jobs, threads=threads)
     _console().print(encoder_line(outcome["encoder"]))
     _console().print(frontier_table(outcome["rows"]))
     _console().print(goal_line(outcome["goal"]))
@@ -115,17 +115,20 @@ def quickstart(
                                       "and masktoken with each position encoding (sincos2d, learned2d, grouped_rope)."),
     frontier: bool = typer.Option(False, "--frontier", help="The token-efficiency frontier instead: every fusion "
                                   "over budgets on the same data (out/frontier: frontier.json, frontier.png)."),
+    jobs: int = typer.Option(1, min=1, help="Runs side by side, one process each (e.g. the number of cores): "
+                             "the same numbers as one after another."),
 ) -> None:
     """The paper's experiment in miniature on synthetic shapes: patches vs object-guided tokens."""
     from og.experiments.quickstart import run_quickstart, variants
 
     _quiet_libraries()
-    if "OMP_NUM_THREADS" not in os.environ:  # the tiny models run ~3x faster on one thread than on two
-        import torch
+    import torch
 
+    if "OMP_NUM_THREADS" not in os.environ:  # the tiny models run ~3x faster on one thread than on two
         torch.set_num_threads(1)
+    threads = torch.get_num_threads()  # each parallel run's
     if frontier:
-        return _frontier(out, fast, seeds)
+        return _frontier(out, fast, seeds, jobs, threads)
     names = ", ".join(v.label for v in variants(all_variants))
     _console().print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
                   f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
@@ -135,7 +138,7 @@ def quickstart(
                      "on captions, stage 2 trains the connector and LoRA on questions.")
     with _progress() as (on_step, on_done):
         outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_step=on_step,
-                                 on_done=on_done, on_encoder_step=_encoder_bar(on_step))
+                                 on_done=on_done, on_encoder_step=_encoder_bar(on_step), jobs=jobs, threads=threads)
     _console().print(encoder_line(outcome["encoder"]))
     _report(outcome)
 
@@ -161,6 +164,7 @@ def ablate(
     lr2: float = typer.Option(1e-4, help="Stage-2 learning rate."),
     train_llm_stage1: bool = typer.Option(False, help="Train the whole LLM in stage 1 (random tiny LLMs)."),
     out: Path = typer.Option(Path("runs/ablate"), help="Output folder."),
+    jobs: int = typer.Option(1, min=1, help="Runs side by side, one process each."),
 ) -> None:
     """Train and evaluate every combination of the varied parts; table, results.json and charts."""
     from og.eval.suite import BenchRun
@@ -169,6 +173,8 @@ def ablate(
     from og.spec import ModelSpec
 
     _quiet_libraries()
+    import torch
+
     if data is not None:
         stage1, stage2 = stage1 or [data / "stage1.json"], stage2 or [data / "stage2.json"]
         image_root, bench_data = image_root or data, bench_data or data
@@ -192,7 +198,8 @@ def ablate(
                         stage2_lr=lr2, train_llm_stage1=train_llm_stage1)
     _console().print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
     with _progress() as (on_step, on_done):
-        results = run_ablation(chosen, inputs, schedule, list(range(seeds)), out, on_step=on_step, on_done=on_done)
+        results = run_ablation(chosen, inputs, schedule, list(range(seeds)), out, on_step=on_step, on_done=on_done,
+                               jobs=jobs, threads=torch.get_num_threads())
     summary = summarize(results)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": write_json(out / "results.json", summary, results, {"base": base.id, "vary": vary}),

@@ -10,8 +10,10 @@ the built-in `shapes` data; `og ablate` builds the grid from `--vary part=a,b` f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict
@@ -69,16 +71,13 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     common = dict(image_root=data.image_root, mask_store=store, max_length=schedule.max_length, seed=seed,
                   per_device_train_batch_size=schedule.batch_size, gradient_accumulation_steps=1,
                   save_strategy="no", report_to=[], disable_tqdm=True, logging_steps=10,
-                  activation_checkpointing=False, dataloader_num_workers=0)
+                  activation_checkpointing=False, dataloader_num_workers=0, cache_text=True)
     report = on_step or (lambda phase, step, total: None)
     start = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "train.log", "w") as logfile, redirect_stdout(logfile), redirect_stderr(logfile):
         if schedule.lm_epochs > 0:
-            model = run_stage("pretrain", model, processor, data.text_only, out_dir / "stage0", train_llm=True,
-                              template="tokenizer", num_train_epochs=schedule.lm_epochs,
-                              learning_rate=schedule.stage1_lr, callbacks=[_StepReport("LM warm-up", report)],
-                              **common).model
+            model = warm_up(model, processor, data, schedule, seed, out_dir.parents[2] / "warmup", report, common)
         first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1",
                           train_llm=schedule.train_llm_stage1, train_encoder=schedule.train_encoder_stage1,
                           num_train_epochs=schedule.stage1_epochs,
@@ -112,6 +111,44 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     return result
 
 
+def warm_up(model: Any, processor: Any, data: AblationData, schedule: Schedule, seed: int, cache: Path,
+            report: Any, common: dict[str, Any]) -> Any:
+    """The text-only LM warm-up, run once per (seed, LLM, encoder, tokenizer, text data, schedule) and
+    shared by every variant: it trains the language model alone on text, so it does not depend on the
+    fusion (the LLM is built before the fusion, from the same seed). Kept as safetensors under
+    `cache/<key digest>/seed<k>/` with its key; a variant finding it loads it instead of training."""
+    from safetensors.torch import load_model, save_model
+
+    from og.train.run import run_stage
+
+    spec = model.config.model_spec
+    key = {"llm": spec.llm.id, "encoder": spec.encoder.id, "encoder_path": str(data.encoder_path),
+           "llm_path": str(data.llm_path), "tokenizer": str(getattr(processor.tokenizer, "name_or_path", "")),
+           "vocab": len(processor.tokenizer), "text_only": [_digest(str(f)) for f in data.text_only],
+           "lm_epochs": schedule.lm_epochs, "lr": schedule.stage1_lr, "batch_size": schedule.batch_size,
+           "max_length": schedule.max_length, "seed": seed}
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
+    folder = cache / digest / f"seed{seed}"
+    weights = folder / "language_model.safetensors"
+    if weights.is_file():
+        load_model(model.language_model, weights)
+        return model
+    model = run_stage("pretrain", model, processor, data.text_only, folder / "stage0", train_llm=True,
+                      template="tokenizer", num_train_epochs=schedule.lm_epochs, learning_rate=schedule.stage1_lr,
+                      callbacks=[_StepReport("LM warm-up", report)], **common).model
+    (folder / "key.json").write_text(json.dumps(key, indent=1))
+    tmp = weights.with_suffix(f".{os.getpid()}.tmp")
+    save_model(model.language_model, str(tmp))
+    tmp.replace(weights)  # atomic: a parallel or killed run never reads half a file
+    return model
+
+
+def _digest(source: str) -> str:
+    """A data source as its name and, for a file, a digest of its bytes (an edited file is another key)."""
+    path = Path(source)
+    return f"{source}:{hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()}" if path.is_file() else source
+
+
 def _token_stats(processor: Any, store: Any, data: AblationData, n: int = 64) -> dict[str, float]:
     """Visual tokens per image (mean / max) over the first `n` test images."""
     bench = next(iter(data.benches.values()))
@@ -127,18 +164,27 @@ def _token_stats(processor: Any, store: Any, data: AblationData, n: int = 64) ->
 
 
 def run_ablation(variants: list[Variant], data: AblationData, schedule: Schedule, seeds: list[int],
-                 out_dir: Path, on_done: Any = None, on_step: Any = None) -> list[dict[str, Any]]:
+                 out_dir: Path, on_done: Any = None, on_step: Any = None, jobs: int = 1,
+                 threads: int = 1) -> list[dict[str, Any]]:
     """Every (variant, seed); `on_step(variant, seed, phase, step, total)` during training and
-    `on_done(result)` after each (for progress)."""
+    `on_done(result)` after each (for progress). `jobs` > 1 runs them on that many worker processes
+    of `threads` torch threads each (`og.experiments.ablate_jobs`); results in the same order."""
+    tasks = [(variant, seed, out_dir / "runs" / slug(variant.label) / f"seed{seed}")
+             for variant in variants for seed in seeds]
+    if jobs > 1:
+        from og.experiments.ablate_jobs import run_parallel
+
+        for variant in variants:  # stores built here, once, not by two workers at a time
+            if variant.masks:
+                ensure_store(variant.masks, data, out_dir)
+        return run_parallel(tasks, data, schedule, jobs, threads, on_done=on_done, on_step=on_step)
     results = []
-    for variant in variants:
-        for seed in seeds:
-            step = (lambda phase, k, n, v=variant, s=seed: on_step(v, s, phase, k, n)) if on_step else None
-            result = run_one(variant, data, schedule, seed, out_dir / "runs" / slug(variant.label) / f"seed{seed}",
-                             on_step=step)
-            results.append(result)
-            if on_done is not None:
-                on_done(result)
+    for variant, seed, folder in tasks:
+        step = (lambda phase, k, n, v=variant, s=seed: on_step(v, s, phase, k, n)) if on_step else None
+        result = run_one(variant, data, schedule, seed, folder, on_step=step)
+        results.append(result)
+        if on_done is not None:
+            on_done(result)
     return results
 
 

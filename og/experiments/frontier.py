@@ -133,10 +133,12 @@ def unreached_budgets(variants: list[Variant], data: AblationData) -> dict[str, 
 
 def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 3,
                  sweep: tuple[Entry, ...] | list[Entry] = SWEEP, notify: Callable[[str], None] | None = None,
-                 on_done: Any = None, on_step: Any = None, on_encoder_step: Any = None) -> dict[str, Any]:
+                 on_done: Any = None, on_step: Any = None, on_encoder_step: Any = None, jobs: int = 1,
+                 threads: int = 1) -> dict[str, Any]:
     """Prepare the quickstart's data in `out`, run the sweep into `out/frontier`; returns
     {"rows", "results", "skipped", "twins", "goal", "encoder", "paths"}. `notify(line)` reports skipped entries
-    and budgets no image reaches (default: the log); `on_encoder_step` the encoder pretraining's progress."""
+    and budgets no image reaches (default: the log); `on_encoder_step` the encoder pretraining's progress;
+    `jobs` runs side by side (`run_ablation`)."""
     from og.experiments import frontier_report as report
     from og.experiments.ablate_report import chance_levels
     from og.experiments.quickstart import BASE, SCENES, SIZES, _claim, prepare_data
@@ -157,7 +159,7 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
                                 + "; ".join(f"{a} = {b} (at most {n} tokens an image)" for a, (b, n) in twins.items()))
     variants = [v for _, v in runnable if v.label not in twins]
     results = run_ablation(variants, data, size.schedule, list(range(seeds)), runs_dir, on_done=on_done,
-                           on_step=on_step)
+                           on_step=on_step, jobs=jobs, threads=threads)
     rows = report.frontier_rows(results, {v.label: e.family for e, v in runnable})
     test_rows = [json.loads(line) for line in (data.image_root / "test.jsonl").read_text().splitlines()]
     chance = report.composite_chance(chance_levels(test_rows))

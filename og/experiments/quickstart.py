@@ -189,8 +189,9 @@ def _claim(out: Path, identity: dict[str, Any]) -> None:
 
 def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 1,
                    all_variants: bool = False, on_done: Any = None, on_step: Any = None,
-                   on_encoder_step: Any = None) -> dict[str, Any]:
-    """Everything above; returns {"summary", "results", "paths"}."""
+                   on_encoder_step: Any = None, jobs: int = 1, threads: int = 1) -> dict[str, Any]:
+    """Everything above; returns {"summary", "results", "paths"}. `jobs` runs side by side (processes
+    of `threads` threads each; the same numbers as one after another at the same thread count)."""
     from og.experiments.ablate import ensure_store
     from og.experiments.ablate_report import accuracy_chart, chance_levels, examples_figure, summarize, write_json
     from og.masks.store import MaskStore
@@ -203,7 +204,8 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
     for v in chosen:
         if v.masks:
             ensure_store(v.masks, data, out)
-    results = run_ablation(chosen, data, size.schedule, list(range(seeds)), out, on_done=on_done, on_step=on_step)
+    results = run_ablation(chosen, data, size.schedule, list(range(seeds)), out, on_done=on_done, on_step=on_step,
+                           jobs=jobs, threads=threads)
     summary = summarize(results)
     meta = {"size": asdict(size), "seeds": seeds, "variants": [{"label": v.label, "spec": v.spec.id,
                                                                  "masks": v.masks} for v in chosen],

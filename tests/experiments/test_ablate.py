@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+import transformers
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -62,6 +64,14 @@ def test_ablate_cli_runs_a_grid_and_builds_missing_stores(tmp_path):
     assert tokens["patches+oracle"] == 64  # patches ignores masks
     assert tokens["masktoken+grid(k=2)"] == 1 + 4 * (1 + 16)  # mean + 4 windows of 16 patches, each behind a bom
 
+    # the same grid on two worker processes: the same runs, the same numbers (one thread each either way)
+    parallel = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "par"), "--jobs", "2"], terminal_width=200)
+    assert parallel.exit_code == 0, parallel.output
+    again = json.loads((tmp_path / "par" / "results.json").read_text())
+    assert [r["label"] for r in again["runs"]] == [r["label"] for r in record["runs"]]
+    for a, b in zip(record["runs"], again["runs"], strict=True):
+        assert a["scores"] == b["scores"] and a["losses"] == b["losses"], a["label"]
+
 
 def test_ablate_cli_without_data_names_the_missing_options(tmp_path):
     result = CliRunner().invoke(app, ["ablate", "--vary", "fusion=patches", "--out", str(tmp_path)], terminal_width=300)
@@ -96,3 +106,36 @@ def test_a_finished_run_is_reused_only_for_the_same_schedule(tmp_path):
     assert run_one(variant, data, schedule, 0, run_dir) == done  # read back, nothing trained
     with pytest.raises(ValueError, match="was trained with another schedule"):
         run_one(variant, data, dataclasses.replace(schedule, stage2_epochs=9.0), 0, run_dir)
+
+
+def test_the_lm_warm_up_is_the_same_for_every_variant_and_shared_through_its_cache(tmp_path):
+    import og
+    from og.experiments.ablate import warm_up
+    from og.experiments.quickstart import SIZES, prepare_data, variants
+
+    size = SIZES["fast"]
+    data = prepare_data(tmp_path / "qs", size)
+    common = dict(image_root=data.image_root, max_length=size.schedule.max_length, seed=3,
+                  per_device_train_batch_size=size.schedule.batch_size, save_strategy="no", report_to=[],
+                  disable_tqdm=True, dataloader_num_workers=0, cache_text=True)
+
+    def warmed(variant, cache):
+        transformers.set_seed(3)
+        model, processor = og.build(variant.spec, tokenizer=data.tokenizer, encoder_path=data.encoder_path,
+                                    chat_template="tokenizer")
+        before = {k: v.clone() for k, v in model.language_model.state_dict().items()}
+        model = warm_up(model, processor, data, size.schedule, 3, cache, lambda *a: None, common)
+        after = model.language_model.state_dict()
+        assert any(not torch.equal(before[k], after[k]) for k in after)  # it trained
+        return after
+
+    patches, grouped = variants(True)[0], variants(True)[-1]
+    assert patches.spec.fusion != grouped.spec.fusion and grouped.spec.position.name == "grouped_rope"
+    a, b = warmed(patches, tmp_path / "a"), warmed(grouped, tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the warm-up does not depend on the fusion
+    (key_file,) = (tmp_path / "a").glob("*/seed3/key.json")
+    stamp = key_file.with_name("language_model.safetensors").stat().st_mtime_ns
+    c = warmed(grouped, tmp_path / "a")  # read from patches' cache, not trained again
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert key_file.with_name("language_model.safetensors").stat().st_mtime_ns == stamp
+    assert len(list((tmp_path / "a").glob("*/seed3"))) == 1
