@@ -60,7 +60,7 @@ class LlavaDataset(Dataset):
     def __init__(self, data: list[str | DataSource] | list[Conversation], processor: Any,
                  template: str | None = None, image_root: str | Path | None = None, mask_store: Any = None,
                  segmenter: Any = None, max_length: int | None = None, strict: bool = False,
-                 seed: int = 0, check_files: bool = True, cache_text: bool = False) -> None:
+                 seed: int = 0, check_files: bool = True, cache_samples: bool = False) -> None:
         pairs = [(c, None) for c in data] if data and isinstance(data[0], Conversation) else mix(data, seed)
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -78,10 +78,9 @@ class LlavaDataset(Dataset):
         self.counts: dict[str, int] = {}
         self.samples = self._check(pairs, check_files)
         self._planned: dict[str, tuple[StoredMasks, Any]] = {}  # key -> (masks, layout) of the batch in hand
-        # (sample, image tokens) -> (input_ids, labels as int32 arrays, last answer): the chat template
-        # renders each sample once per run instead of once per epoch (about 4 bytes a token, twice)
-        self._text_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] | None = (
-            {} if cache_text else None)
+        # index -> the encoded sample: each sample is read, planned and tokenized once per run instead of
+        # once per epoch (multi-epoch runs on small data; it holds every sample's pixels in memory)
+        self._cache: dict[int, dict[str, Any]] | None = {} if cache_samples else None
 
     # -- building ---------------------------------------------------------------------------
     def _root(self, root: str | None) -> Path | None:
@@ -176,19 +175,19 @@ class LlavaDataset(Dataset):
                     labels += piece_ids if target else [IGNORE_INDEX] * len(piece_ids)
         return ids, labels, last_answer
 
-    def _text(self, index: int, conv: Conversation, n_image: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """`encode_text` as int32 arrays, memoised per (sample, image tokens) when `cache_text` is on."""
-        cache = self._text_cache
-        if cache is not None and (index, n_image) in cache:
-            return cache[index, n_image]
-        ids, labels, last_answer = self.encode_text(conv, n_image)
-        out = np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32), last_answer  # (L,), (L,)
-        if cache is not None:
-            cache[index, n_image] = out
-        return out
-
     def encode(self, index: int) -> dict[str, Any]:
-        """Sample `index` as tensors; raises `UnreadableImage` for an image that cannot be decoded."""
+        """Sample `index` as tensors; raises `UnreadableImage` for an image that cannot be decoded.
+        With `cache_samples`, made once and served again (fresh ids / labels / events each time; the
+        pixels and the layout are shared and must not be changed in place)."""
+        if self._cache is None:
+            return self._encode(index)
+        if index not in self._cache:
+            self._cache[index] = self._encode(index)
+        item = self._cache[index]
+        return {**item, "input_ids": item["input_ids"].clone(), "labels": item["labels"].clone(),
+                "events": list(item["events"])}
+
+    def _encode(self, index: int) -> dict[str, Any]:
         conv, root = self.samples[index]
         events: list[tuple[str, str]] = []
         pixels = layout = size = None
@@ -200,11 +199,11 @@ class LlavaDataset(Dataset):
                 masks = self._masks(conv, image, events)
             pixels, layout = self.processor.prepare_image(image, masks, key=self.key(conv), layout=planned)
         n_image = len(layout) if layout is not None else 0
-        ids, labels, last_answer = self._text(index, conv, n_image)
-        image_end = int(np.argmax(ids == self.image_token_id)) + n_image if n_image else 0
+        ids, labels, last_answer = self.encode_text(conv, n_image)
+        image_end = ids.index(self.image_token_id) + n_image if n_image else 0
         return {
-            "id": conv.id, "input_ids": torch.from_numpy(ids).long(),  # (L,)
-            "labels": torch.from_numpy(labels).long(),  # (L,)
+            "id": conv.id, "input_ids": torch.tensor(ids, dtype=torch.long),  # (L,)
+            "labels": torch.tensor(labels, dtype=torch.long),  # (L,)
             "pixel_values": pixels, "layout": layout, "image_size": size,
             "min_length": max(last_answer + 1, image_end), "events": events,
         }
@@ -212,8 +211,9 @@ class LlavaDataset(Dataset):
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         """A batch (what a DataLoader asks for): the store records first, in one read per shard,
         then the batch's layouts from them in one pass (`processor.plan_stored`), then the samples."""
-        if self.needs_masks and hasattr(self.mask_store, "prefetch"):
-            convs = (self.samples[i % len(self.samples)][0] for i in indices)
+        todo = [i for i in indices if self._cache is None or i % len(self.samples) not in self._cache]
+        if todo and self.needs_masks and hasattr(self.mask_store, "prefetch"):
+            convs = (self.samples[i % len(self.samples)][0] for i in todo)
             keys = list(dict.fromkeys(self.key(c) for c in convs if c.has_image))
             self.mask_store.prefetch(keys)
             stored = {k: self.mask_store.read(k) for k in keys if k in self.mask_store}

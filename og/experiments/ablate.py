@@ -71,7 +71,7 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     common = dict(image_root=data.image_root, mask_store=store, max_length=schedule.max_length, seed=seed,
                   per_device_train_batch_size=schedule.batch_size, gradient_accumulation_steps=1,
                   save_strategy="no", report_to=[], disable_tqdm=True, logging_steps=10,
-                  activation_checkpointing=False, dataloader_num_workers=0, cache_text=True)
+                  activation_checkpointing=False, dataloader_num_workers=0, cache_samples=True)
     report = on_step or (lambda phase, step, total: None)
     start = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -152,6 +152,7 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
     if not runnable:
         raise ValueError(f"none of the {len(sweep)} sweep entries can run: {skip_notice(skipped, len(sweep))}")
     data = prepare_data(out, size, on_encoder_step=on_encoder_step)  # the quickstart's data and encoder
+    data = replace(data, benches={"test": data.benches["test"]})  # the frontier reports the test split only
     runs_dir = out / "frontier"
     twins = unreached_budgets([v for _, v in runnable], data)
     if twins:

@@ -147,11 +147,11 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
               lora: LoraSettings | None = None, template: str | None = None, max_length: int | None = 2048,
               strict: bool = False, group_by_modality_length: bool | None = None, resume: bool = False,
               deepspeed: str | None = None, base: dict[str, Any] | None = None, recipe: str | Recipe | None = None,
-              callbacks: list[TrainerCallback] | None = None, cache_text: bool = False,
+              callbacks: list[TrainerCallback] | None = None, cache_samples: bool = False,
               **training_overrides: Any) -> TrainResult:
     """Train one stage; returns losses, counts and where the weights went (see module doc).
-    `cache_text`: tokenize each sample's conversation once, not once per epoch (multi-epoch runs
-    on small data, e.g. the miniatures; it holds every sample's token ids in memory)."""
+    `cache_samples`: read, plan and tokenize each sample once, not once per epoch (multi-epoch runs
+    on small data, e.g. the miniatures; it holds every sample's pixels and tokens in memory)."""
     stage = stage_with_recipe(stage, recipe, model.config.model_spec).with_flags(
         train_llm=train_llm, train_encoder=train_encoder, lora=lora)
     log.info("stage %s: recipe %s", stage.name, stage.recipe)
@@ -170,7 +170,7 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
     template = template or stage.template or processor.chat_template
     dataset = data if isinstance(data, Dataset) else LlavaDataset(
         data, processor, template=template, image_root=image_root, mask_store=mask_store, segmenter=segmenter,
-        max_length=max_length, strict=strict, seed=args.seed, cache_text=cache_text)
+        max_length=max_length, strict=strict, seed=args.seed, cache_samples=cache_samples)
     info = {"stage": stage.name, "spec": model.config.model_spec.to_dict(), "trains": list(stage.train),
             "saves": list(stage.saves), "lora": dataclasses.asdict(stage.lora) if stage.lora else None,
             "template": template, "max_length": max_length, "base": base_info, "recipe": stage.recipe,

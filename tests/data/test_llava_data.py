@@ -183,20 +183,23 @@ def test_a_batch_planned_from_the_store_in_one_pass_equals_samples_one_by_one(to
     assert [item["id"] for item in batch] == ["r1", "r1", "r2", "r3", "r4", "r5", "r3"]
 
 
-def test_cached_text_gives_the_same_items_every_epoch(toy, processor, store):
-    """cache_text tokenizes each sample once: the second epoch's items equal an uncached dataset's,
-    and changing a cached item does not change the cache."""
+def test_cached_samples_are_the_same_every_epoch(toy, processor, store):
+    """cache_samples makes each sample once: every epoch's items (one by one and as batches) equal an
+    uncached dataset's, and changing a served item's ids does not change what is served next."""
     plain = LlavaDataset([str(toy.instruct)], processor, template="tokenizer", image_root=toy.image_root,
                          mask_store=store)
     cached = LlavaDataset([str(toy.instruct)], processor, template="tokenizer", image_root=toy.image_root,
-                          mask_store=store, cache_text=True)
-    for _ in range(2):
-        for i in range(len(plain)):
-            a, b = cached[i], plain[i]
+                          mask_store=store, cache_samples=True)
+    indices = list(range(len(plain)))
+    for epoch in range(2):
+        served = cached.__getitems__(indices) if epoch else [cached[i] for i in indices]
+        for i, a in zip(indices, served, strict=True):
+            b = plain[i]
             _same_items(a, b)
             assert torch.equal(a["labels"], b["labels"]) and a["min_length"] == b["min_length"]
             a["input_ids"].zero_()
-    assert len(cached._text_cache) == len(plain) and plain._text_cache is None
+            a["events"].append(("x", "y"))
+    assert len(cached._cache) == len(plain) and plain._cache is None
 
 
 def test_text_only_sample_has_no_image_inputs(toy, processor, store):

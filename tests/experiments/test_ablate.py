@@ -117,7 +117,7 @@ def test_the_lm_warm_up_is_the_same_for_every_variant_and_shared_through_its_cac
     data = prepare_data(tmp_path / "qs", size)
     common = dict(image_root=data.image_root, max_length=size.schedule.max_length, seed=3,
                   per_device_train_batch_size=size.schedule.batch_size, save_strategy="no", report_to=[],
-                  disable_tqdm=True, dataloader_num_workers=0, cache_text=True)
+                  disable_tqdm=True, dataloader_num_workers=0, cache_samples=True)
 
     def warmed(variant, cache):
         transformers.set_seed(3)
