@@ -76,4 +76,6 @@ def run_parallel(tasks: list[tuple[Variant, int, Path]], data: AblationData, sch
     finally:
         stop.set()
         listener.join()
+        steps.close()
+        steps.join_thread()
     return [r for r in results if r is not None]
