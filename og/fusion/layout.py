@@ -26,6 +26,7 @@ KIND_NAMES = {GLOBAL_MEAN: "global-mean", GLOBAL_PATCH: "global-patch", BOM: "be
               PATCH: "patch", POOLED: "pooled", SELECTED: "selected-patch", ROI: "roi-cell"}
 COUNTS = ("n_masks_in", "n_empty", "n_over_budget", "n_uncovered")  # per-image counters (host ints)
 
+
 def pooled(kind: torch.Tensor) -> torch.Tensor:
     """(T,) bool: the tokens that are weighted sums of patches (`pool_*` entries): pooled and roi cells."""
     return (kind == POOLED) | (kind == ROI)

@@ -16,7 +16,7 @@ that patch's feature) and its bilinear weight is a product of a row weight and a
 So the plan runs `torchvision.ops.roi_align` itself on the one-hot basis of the grid's rows and of
 its columns (`roi_weights`: (K, r, h) and (K, r, w)), and a cell's weight over the patches is
 their outer product (times the cell's coverage with `cells=weight`).
-Forward: the shared pooled-token gather of `Fusion.forward` (one index_select, one index_add in
+Forward: the shared pooled-token sum of `Fusion.forward` (one weighted `embedding_bag`, in
 float32): equal to `roi_align` of the (B, D, h, w) feature map (tested against it), without the
 (B, h*w, D) -> (B, D, h, w) copy roi_align's CPU kernel needs or its per-channel sampling.
 """
