@@ -36,7 +36,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from og.data.shapes.scene import COLORS, SHAPES
-from og.experiments.clip_towers import WORD, TextTower, encode_words, phrase_ids, similarities
+from og.experiments.clip_towers import (
+    WORD,
+    TextTower,
+    encode_words,
+    object_embeddings,
+    phrase_ids,
+    phrase_loss,
+    similarities,
+)
 from og.fusion.coverage import PatchCoverage
 from og.masks.geometry import ImageTransform
 from og.registry import ENCODERS
@@ -62,6 +70,7 @@ class ClipPretrainConfig:
         patch_size=16, projection_dim=64, hidden_act="quick_gelu"))
     layer: int = -2  # the layer that is pooled (the one the LLM reads)
     pooling: str = "mean"  # "mean" (CLIP), "tokens" (FILIP), "objects" (phrase-to-mask; needs masks)
+    phrase_loss: float = 0.0  # weight of the per-phrase InfoNCE (RegionCLIP region-concept; `objects` only)
     save_every: int = 250
     seed: int = 0
 
@@ -120,6 +129,9 @@ def _training_set(data_dir: Path, encoder: nn.Module, cfg: ClipPretrainConfig, m
     from og.data.shapes.dataset import image_hash
     from og.masks.store import MaskStore
 
+    if cfg.phrase_loss and cfg.pooling != "objects":
+        raise ValueError(f"phrase_loss={cfg.phrase_loss} needs pooling='objects' (the masks' features), "
+                         f"not pooling={cfg.pooling!r}; set phrase_loss=0 or pooling='objects'")
     if cfg.pooling == "objects" and masks is None:
         raise ValueError("pooling='objects' needs the images' masks: pass masks= (a MaskStore or its folder, "
                          "e.g. the shapes oracle store or `og masks build` over the data folder)")
@@ -161,7 +173,8 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
     report_path = out_dir / "pretrain.json"
     if report_path.is_file():
         done = json.loads(report_path.read_text())
-        if done.get("config") != json.loads(json.dumps(asdict(cfg))):
+        defaults = json.loads(json.dumps(asdict(ClipPretrainConfig())))  # fields added since it was written
+        if {**defaults, **done.get("config", {})} != json.loads(json.dumps(asdict(cfg))):
             raise ValueError(f"{out_dir} holds an encoder pretrained with another config; remove it or pass another")
         return done
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,11 +218,16 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
             ids = phrase_ids(captions + negatives, vocab, weights.shape[1], length)  # (B + B*k, O, L)
         else:
             ids = encode_words(captions + negatives, vocab, length)  # (B + B*k, L)
-        i2t, t2i = similarities(encoder(pixels[batch].float()), text, ids, head["image"], cfg.pooling,
+        patches = encoder(pixels[batch].float())  # (B, P, D)
+        i2t, t2i = similarities(patches, text, ids, head["image"], cfg.pooling,
                                 None if weights is None else weights[batch])  # (B, B + B*k)
         scale, target = head.scale.exp().clamp(max=100), torch.arange(len(batch))
         loss = 0.5 * (nn.functional.cross_entropy(scale * i2t, target)
                       + nn.functional.cross_entropy(scale * t2i[:, : len(batch)].T, target))
+        if cfg.phrase_loss:
+            objects = object_embeddings(patches, head["image"], weights[batch])  # (B, O, E)
+            loss = loss + cfg.phrase_loss * phrase_loss(objects, weights[batch].sum(-1) > 0, captions, negatives,
+                                                        text, vocab, length, scale)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

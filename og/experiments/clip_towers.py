@@ -9,7 +9,12 @@ Three ways to compare B images with T texts (`pooling`):
   object-guided tokens group), the text side one vector per noun phrase of the caption (split at
   commas and "and"); a pair's similarity is the mean over the phrases of each phrase's best mask.
   Which mask a phrase names is never given: the max finds it, so no generator label is a target.
+
+`phrase_loss` adds a region-concept term (RegionCLIP): each phrase of an image's caption against
+every distinct phrase text of the batch (its captions' and their hard negatives'), scored by the
+image's best mask, the image's other phrases left out; an InfoNCE per phrase, not per caption.
 """
+
 
 from __future__ import annotations
 
@@ -81,7 +86,7 @@ def similarities(patches: torch.Tensor, text: TextTower, ids: torch.Tensor, head
     if pooling == "objects":
         if weights is None:
             raise ValueError("pooling='objects' needs the masks' patch weights (B, O, P)")
-        objects = nn.functional.normalize(head(weights @ patches), dim=-1)  # (B, O, E)
+        objects = object_embeddings(patches, head, weights)  # (B, O, E)
         present = weights.sum(-1) > 0  # (B, O)
         said = ids[..., 0] != 0  # (T, Q) the phrases there are (an all-pad row would attend to nothing)
         found = nn.functional.normalize(text(ids[said]), dim=-1)  # (F, E)
@@ -98,3 +103,28 @@ def similarities(patches: torch.Tensor, text: TextTower, ids: torch.Tensor, head
     i2t = (sim.amax(2) * keep).sum(-1) / keep.sum(-1).clamp_min(1.0)  # (B, T)
     t2i = sim.masked_fill(keep[None, :, None, :] == 0, -2.0).amax(3).mean(2)  # (B, T)
     return i2t, t2i
+
+
+def object_embeddings(patches: torch.Tensor, head: nn.Module, weights: torch.Tensor) -> torch.Tensor:
+    """Each mask's pooled patch features, projected and normalized: (B, P, D), (B, O, P) -> (B, O, E)."""
+    return nn.functional.normalize(head(weights @ patches), dim=-1)  # (B, O, E)
+
+
+def phrase_loss(objects: torch.Tensor, present: torch.Tensor, captions: list[str], candidates: list[str],
+                text: TextTower, vocab: dict[str, int], length: int, scale: torch.Tensor) -> torch.Tensor:
+    """Per-phrase InfoNCE (module docstring). objects (B, O, E) normalized, present (B, O); captions:
+    the B images' captions; candidates: more captions whose phrases join the pool (hard negatives)."""
+    own = [phrases(c) for c in captions]
+    pool = sorted({q for c in captions + candidates for q in phrases(c)})
+    index = {q: i for i, q in enumerate(pool)}
+    words = nn.functional.normalize(text(encode_words(pool, vocab, length)), dim=-1)  # (U, E)
+    sim = torch.einsum("boe,ue->bou", objects, words)  # (B, O, U)
+    best = sim.masked_fill(~present[..., None], -2.0).amax(1)  # (B, U) each text's best mask per image
+    rows, targets, hide = [], [], torch.zeros(sum(len(q) for q in own), len(pool), dtype=torch.bool)
+    for b, qs in enumerate(own):
+        for q in qs:
+            hide[len(rows), [index[o] for o in qs if o != q]] = True  # the image's other objects are no negatives
+            rows.append(b)
+            targets.append(index[q])
+    logits = (scale * best[torch.tensor(rows)]).masked_fill(hide, float("-inf"))  # (N phrases, U)
+    return nn.functional.cross_entropy(logits, torch.tensor(targets))

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from og.data.shapes import ShapesConfig, write_shapes
 from og.experiments.clip_pretrain import ClipPretrainConfig, hard_negatives, pretrain_encoder
-from og.experiments.clip_towers import TextTower, phrases, similarities
+from og.experiments.clip_towers import TextTower, encode_words, phrase_loss, phrases, similarities
 from og.registry import ENCODERS
 from og.spec import EncoderSpec
 
@@ -124,3 +124,41 @@ def test_objects_pooling_learns_from_masks_and_leaves_excluded_images_out(data, 
                               masks=tmp_path / "masks", exclude=exclude)
     assert report["excluded"] == 3 and report["images"] == 45
     assert report["loss_last"] < report["loss_first"] - 0.3
+
+
+def test_phrase_loss_is_a_softmax_per_phrase_over_the_batchs_distinct_phrases():
+    """Against a naive loop: each phrase of an image's caption is scored by the image's best mask
+    against every distinct phrase text of the batch, the image's other phrases left out."""
+    torch.manual_seed(0)
+    vocab = {w: i + 2 for i, w in enumerate("a large small red blue green circle square cross".split())}
+    text = TextTower(len(vocab) + 2, 16, 1, 8, max_len=4)
+    objects = torch.nn.functional.normalize(torch.randn(2, 2, 8), dim=-1)  # (B, O, E)
+    present = torch.tensor([[True, True], [True, False]])
+    captions = ["a large red circle and a small blue square", "a large red circle"]
+    negatives = ["a large red cross and a small blue square"]
+    scale = torch.tensor(5.0)
+    loss = phrase_loss(objects, present, captions, negatives, text, vocab, 4, scale)
+    pool = ["a large red circle", "a large red cross", "a small blue square"]
+    emb = torch.nn.functional.normalize(text(encode_words(pool, vocab, 4)), dim=-1)  # (3, E)
+    terms = []
+    for b, own in enumerate([[0, 2], [0]]):
+        best = torch.stack([max(objects[b, o] @ emb[u] for o in range(2) if present[b, o]) for u in range(3)])
+        for q in own:
+            keep = [u for u in range(3) if u == q or u not in own]
+            terms.append(-torch.log_softmax(scale * best[keep], 0)[keep.index(q)])
+    torch.testing.assert_close(loss, torch.stack(terms).mean())
+
+
+def test_phrase_loss_needs_objects_pooling(data, tmp_path):
+    with pytest.raises(ValueError, match="phrase_loss=1.0 needs pooling='objects'"):
+        pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, phrase_loss=1.0))
+
+
+def test_a_report_written_before_a_config_field_existed_is_read_back(trained, data, tmp_path):
+    out, report = trained
+    old = json.loads((out / "pretrain.json").read_text())
+    del old["config"]["phrase_loss"]  # a field added later, at its default
+    (tmp_path / "pretrain.json").write_text(json.dumps(old))
+    assert pretrain_encoder(data, tmp_path, FAST)["steps"] == report["steps"]
+    with pytest.raises(ValueError, match="another config"):
+        pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, phrase_loss=1.0, pooling="objects"))
