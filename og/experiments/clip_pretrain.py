@@ -11,6 +11,11 @@ not (see `og probe`). This stage trains the tiny `clip` encoder CLIP-style on th
   text-only perturbations of itself (a shape word swapped between two objects or replaced by a shape
   word the caption does not use; the same for colour), added as extra columns of the image-to-text
   loss, so that the encoder must see which shape and which colour each object has;
+- `pooling="objects"` scores each caption phrase against its best-matching region (`clip_towers`);
+  `region="box"` pools each mask's bounding box instead of its pixels: over the exact mask the
+  pooling itself carries the outline, and the features never have to (train-split probe: shape
+  0.74 with masks, 0.94 with boxes, both with `phrase_loss`); `phrase_loss` adds an InfoNCE per
+  phrase against the batch's distinct phrases (RegionCLIP's region-concept term);
 - the position embeddings start at std `position_std` (CLIP's init gives 0.02, too small for a
   2-4 block ViT to keep where a patch is; at 1.0 a linear probe reads an object's half of the image).
 
@@ -70,9 +75,13 @@ class ClipPretrainConfig:
         patch_size=16, projection_dim=64, hidden_act="quick_gelu"))
     layer: int = -2  # the layer that is pooled (the one the LLM reads)
     pooling: str = "mean"  # "mean" (CLIP), "tokens" (FILIP), "objects" (phrase-to-mask; needs masks)
+    region: str = "mask"  # what `objects` pooling pools: "mask" (its pixels) or "box" (its bounding box)
     phrase_loss: float = 0.0  # weight of the per-phrase InfoNCE (RegionCLIP region-concept; `objects` only)
     save_every: int = 250
     seed: int = 0
+
+
+REGIONS = ("mask", "box")
 
 
 def hard_negatives(caption: str, k: int, rng: np.random.Generator) -> list[str]:
@@ -132,6 +141,8 @@ def _training_set(data_dir: Path, encoder: nn.Module, cfg: ClipPretrainConfig, m
     if cfg.phrase_loss and cfg.pooling != "objects":
         raise ValueError(f"phrase_loss={cfg.phrase_loss} needs pooling='objects' (the masks' features), "
                          f"not pooling={cfg.pooling!r}; set phrase_loss=0 or pooling='objects'")
+    if cfg.region not in REGIONS:
+        raise ValueError(f"region={cfg.region!r} is not one of {REGIONS}")
     if cfg.pooling == "objects" and masks is None:
         raise ValueError("pooling='objects' needs the images' masks: pass masks= (a MaskStore or its folder, "
                          "e.g. the shapes oracle store or `og masks build` over the data folder)")
@@ -148,7 +159,8 @@ def _training_set(data_dir: Path, encoder: nn.Module, cfg: ClipPretrainConfig, m
         if store is not None:
             if key not in store:
                 raise KeyError(f"{key} has no masks in {masks}; build masks for every image of {data_dir}")
-            cover = coverage.for_downsampler(store.read(key), "area").flatten(1)  # (M, P)
+            regions = store.read(key) if cfg.region == "mask" else store.get(key).as_boxes()
+            cover = coverage.for_downsampler(regions, "area").flatten(1)  # (M, P)
             weights.append(cover / cover.sum(1, keepdim=True).clamp_min(1e-8))
         texts.append(caption)
     if not texts:

@@ -77,6 +77,17 @@ class Masks:
         idx = self.order()
         return Masks(self.data[idx], self.scores[idx])
 
+    def as_boxes(self) -> Masks:
+        """Each mask replaced by its filled bounding box (an empty mask stays empty), scores kept."""
+        rows, cols = self.data.any(2), self.data.any(1)  # (M, H), (M, W)
+
+        def span(hit: np.ndarray) -> np.ndarray:  # (M, L) -> (M, L): inside [first hit, last hit]
+            first, last = hit.argmax(1), hit.shape[1] - 1 - hit[:, ::-1].argmax(1)  # (M,) each
+            at = np.arange(hit.shape[1])
+            return (at >= first[:, None]) & (at <= last[:, None]) & hit.any(1, keepdims=True)
+
+        return Masks(span(rows)[:, :, None] & span(cols)[:, None, :], self.scores)  # (M, H, W)
+
     def select(self, index: np.ndarray | list[int]) -> Masks:
         return Masks(self.data[np.asarray(index, dtype=np.int64)], self.scores[np.asarray(index, dtype=np.int64)])
 

@@ -149,9 +149,21 @@ def test_phrase_loss_is_a_softmax_per_phrase_over_the_batchs_distinct_phrases():
     torch.testing.assert_close(loss, torch.stack(terms).mean())
 
 
-def test_phrase_loss_needs_objects_pooling(data, tmp_path):
+def test_phrase_loss_needs_objects_pooling_and_region_is_checked(data, tmp_path):
     with pytest.raises(ValueError, match="phrase_loss=1.0 needs pooling='objects'"):
         pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, phrase_loss=1.0))
+    with pytest.raises(ValueError, match="region='disc' is not one of"):
+        pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, region="disc"))
+
+
+def test_box_regions_with_the_phrase_loss_learn(data, tmp_path):
+    """The quickstart's setting (phrases scored against the masks' bounding boxes) lowers its loss."""
+    from og.data.shapes import write_oracle_store
+
+    write_oracle_store(data, tmp_path / "masks")
+    config = dataclasses.replace(FAST, pooling="objects", region="box", phrase_loss=1.0)
+    report = pretrain_encoder(data, tmp_path / "enc", config, masks=tmp_path / "masks")
+    assert report["loss_last"] < report["loss_first"] - 0.5
 
 
 def test_a_report_written_before_a_config_field_existed_is_read_back(trained, data, tmp_path):
@@ -162,3 +174,23 @@ def test_a_report_written_before_a_config_field_existed_is_read_back(trained, da
     assert pretrain_encoder(data, tmp_path, FAST)["steps"] == report["steps"]
     with pytest.raises(ValueError, match="another config"):
         pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, phrase_loss=1.0, pooling="objects"))
+
+
+def test_box_regions_pool_the_masks_bounding_boxes(data, tmp_path):
+    from og.data.shapes import write_oracle_store
+    from og.experiments.clip_pretrain import _training_set
+    from og.fusion.coverage import PatchCoverage
+    from og.masks.geometry import ImageTransform
+    from og.masks.store import MaskStore
+
+    write_oracle_store(data, tmp_path / "masks")
+    encoder = ENCODERS.get("clip").from_spec(EncoderSpec("clip", "tiny"), config={"vision_config": {
+        **FAST.encoder, "model_type": "clip_vision_model"}, "mean": [0.5] * 3, "std": [0.5] * 3})
+    got = {region: _training_set(data, encoder, dataclasses.replace(FAST, pooling="objects", region=region),
+                                 tmp_path / "masks", frozenset())[2] for region in ("mask", "box")}
+    store, coverage = MaskStore(tmp_path / "masks"), PatchCoverage(ImageTransform.for_encoder(encoder), encoder.grid)
+    key = json.loads((data / "stage1.json").read_text())[0]["image"]
+    cover = coverage.for_downsampler(store.get(key).as_boxes(), "area").flatten(1)  # (M, P)
+    torch.testing.assert_close(got["box"][0, : len(cover)], cover / cover.sum(1, keepdim=True))
+    assert ((got["box"] > 0).sum(-1) >= (got["mask"] > 0).sum(-1)).all()
+    assert not torch.equal(got["box"], got["mask"])

@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 from pycocotools import mask as mask_utils
 
 from og.masks.masks import Masks
@@ -127,3 +128,18 @@ def test_bad_shapes_are_refused():
         Masks(np.ones((1, 2, 3, 3), bool), None)
     one = Masks(np.ones((3, 3), bool), None)  # a single (H, W) mask is promoted
     assert len(one) == 1 and one.scores.tolist() == [1.0] and one.areas.tolist() == [9]
+
+
+def test_as_boxes_fills_each_masks_bounding_box_like_torchvision():
+    from torchvision.ops import masks_to_boxes
+
+    rng = np.random.default_rng(0)
+    data = rng.random((4, 9, 11)) > 0.93  # (M, H, W) scattered pixels
+    data[3] = False  # an empty mask stays empty
+    boxes = Masks(data, np.arange(4, dtype=np.float32)).as_boxes()
+    x0, y0, x1, y1 = masks_to_boxes(torch.from_numpy(data[:3])).long().T  # inclusive corners
+    for k in range(3):
+        expected = np.zeros((9, 11), bool)
+        expected[y0[k]:y1[k] + 1, x0[k]:x1[k] + 1] = True
+        assert (boxes.data[k] == expected).all()
+    assert not boxes.data[3].any() and (boxes.scores == np.arange(4)).all()
