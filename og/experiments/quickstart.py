@@ -85,11 +85,12 @@ SIZES = {
     "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=8, batch_size=16, stage1_lr=1e-3,
                                              stage2_lr=1e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128,
                                              lm_epochs=2),
-                    ClipPretrainConfig(steps=1500, position_std=2.0, pooling="objects"), pretrain_images=10_000),
+                    ClipPretrainConfig(steps=1500, position_std=2.0, pooling="objects", region="box", phrase_loss=1.0),
+                    pretrain_images=10_000),
     "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=1e-3,
                                       stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32, lm_epochs=1),
                  ClipPretrainConfig(steps=20, batch_size=32, warmup=5, save_every=10, position_std=2.0,
-                                    pooling="objects"),
+                                    pooling="objects", region="box", phrase_loss=1.0),
                  probe_images=96),
 }
 # 1-3 objects: single-object images let the tiny model learn colour and size words first
