@@ -68,11 +68,17 @@ def _encoder_bar(on_step: Any) -> Any:
 
 
 def encoder_line(encoder: dict[str, Any]) -> str:
-    """'encoder: contrastive pretraining (objects pooling) on 10,000 images, N steps, loss a -> b, probe ...'."""
+    """'encoder: contrastive pretraining (objects pooling over boxes, phrase loss 1.0) on 10,000 images, N steps,
+    loss a -> b, probe ...'."""
     from og.eval.probe import format_probe
 
     images = f" on {encoder['images']:,} images" if encoder.get("images") else ""
-    pooling = f" ({encoder['pooling']} pooling)" if encoder.get("pooling") else ""
+    pooling = ""
+    if encoder.get("pooling"):
+        region = {"mask": " over masks", "box": " over boxes"}.get(encoder.get("region", "")) or ""
+        region = region if encoder["pooling"] == "objects" else ""
+        phrase = f", phrase loss {encoder['phrase_loss']:g}" if encoder.get("phrase_loss") else ""
+        pooling = f" ({encoder['pooling']} pooling{region}{phrase})"
     return (f"encoder: contrastive pretraining{pooling}{images}, {encoder['steps']} steps, loss "
             f"{encoder['loss_first']:.2f} -> "
             f"{encoder['loss_last']:.2f}; probe on {encoder['probe']['objects']} train objects, MLP (linear): "

@@ -137,7 +137,8 @@ def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, 
         probe_path.write_text(json.dumps(probe_encoder(encoder, data_dir, images=size.probe_images)))
     return {"path": str(encoder_dir), "steps": report["steps"], "loss_first": report["loss_first"],
             "loss_last": report["loss_last"], "seconds": report["seconds"], "images": report.get("images"),
-            "excluded": report.get("excluded", 0), "pooling": size.encoder.pooling,
+            "excluded": report.get("excluded", 0), "pooling": size.encoder.pooling, "region": size.encoder.region,
+            "phrase_loss": size.encoder.phrase_loss,
             "probe": json.loads(probe_path.read_text())}
 
 

@@ -29,6 +29,7 @@ def test_quickstart_fast_end_to_end(tmp_path):
         assert all(loss == loss for loss in run["losses"]["stage2"])  # finite
     text = " ".join(result.output.split())
     assert "test accuracy" in text and "train accuracy" in text and "bind" in text
+    assert "encoder: contrastive pretraining (objects pooling over boxes, phrase loss 1) on 96 images" in text
 
     # resume: a second call reads the finished runs back instead of training again
     mtimes = {p: p.stat().st_mtime for p in out.glob("runs/*/seed0/result.json")}
