@@ -16,7 +16,7 @@ from PIL import Image
 
 from og.data.shapes.probes import PROBE_TYPES, Probe, probes
 from og.data.shapes.scene import Scene, ShapesConfig, generate_scene
-from og.data.shapes.text import CAPTION_PROMPTS, QA, QUESTION_KINDS, caption, questions
+from og.data.shapes.text import CAPTION_PROMPTS, QA, QUESTION_KINDS, caption, every_question, questions
 from og.masks.masks import Masks
 
 SPLITS = {"train": 0, "test": 1, "val": 2}
@@ -55,14 +55,15 @@ class ShapesDataset:
 
     `exclude` holds image hashes (`image_hash`) that must not appear: such a scene is redrawn.
     Probes are made for the `test` and `val` splits (`probe_types`); `questions_per_image` stage-2
-    questions of `kinds` at `levels` for every split.
+    questions of `kinds` at `levels` for every split (different kinds), or with `None` every question
+    the scene has (`every_question`: each attribute of every object, each spatial kind of every pair).
     """
 
     n: int
     seed: int = 0
     split: str = "train"
     config: ShapesConfig = field(default_factory=ShapesConfig)
-    questions_per_image: int = 4
+    questions_per_image: int | None = 4
     kinds: tuple[str, ...] = tuple(QUESTION_KINDS)
     levels: tuple[int, ...] = (1, 2)
     probe_types: tuple[str, ...] = PROBE_TYPES
@@ -71,6 +72,9 @@ class ShapesDataset:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split={self.split!r}; use one of {tuple(SPLITS)}")
+        if self.questions_per_image is not None and self.questions_per_image < 1:
+            raise ValueError(f"questions_per_image={self.questions_per_image}; use a count >= 1, or None for "
+                             "every question a scene has")
         if self.n < 0:
             raise ValueError(f"n={self.n}; use a count >= 0")
         bad = [k for k in self.kinds if k not in QUESTION_KINDS]
@@ -98,7 +102,8 @@ class ShapesDataset:
         text = self._rng(index, _TEXT)
         prompt = CAPTION_PROMPTS[int(text.integers(len(CAPTION_PROMPTS)))]
         cap = caption(scene, text.permutation(len(scene.objects)))
-        qas = questions(scene, text, self.questions_per_image, self.kinds, self.levels)
+        qas = (every_question(scene, text, self.kinds, self.levels) if self.questions_per_image is None
+               else questions(scene, text, self.questions_per_image, self.kinds, self.levels))
         prb = probes(scene, self._rng(index, _PROBE), self.probe_types) if self.split != "train" else []
         return ShapesItem(f"{self.split}-{index:06d}", f"images/{self.split}/{index:06d}.png", scene,
                           prompt, cap, tuple(qas), tuple(prb), attempt)

@@ -100,14 +100,16 @@ def _clear(out: Path, identity: dict, overwrite: bool) -> None:
 
 
 def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, image_size: int | None = None,
-                 config: ShapesConfig | None = None, questions_per_image: int = 4, curriculum: bool = False,
+                 config: ShapesConfig | None = None, questions_per_image: int | None = 4, curriculum: bool = False,
                  probe_types: tuple[str, ...] = PROBE_TYPES, progress: bool = False, return_masks: bool = True,
                  overwrite: bool = False) -> ShapesFiles:
     """Generate and write the train and test splits (layout in the module docstring).
 
-    `image_size` overrides the config's side (64 by default). With `curriculum`, each train image
-    gives two stage-2 records, one with its single-object questions (level 1) and one with the
-    rest (level 2), and all level-1 records come first (the trainer must then not shuffle).
+    `image_size` overrides the config's side (64 by default). `questions_per_image=None` writes every
+    question each training image has (about 14 an image at 1-3 objects) instead of 4. With
+    `curriculum`, each train image gives two stage-2 records, one with its single-object questions
+    (level 1) and one with the rest (level 2), and all level-1 records come first (the trainer must
+    then not shuffle).
     Deterministic: the same arguments write the same bytes; writing again into the same folder
     with the same arguments rewrites it, other arguments need `overwrite=True` (which first
     removes the old images and files). `return_masks=False` keeps memory flat for big runs

@@ -104,14 +104,18 @@ def caption(scene: Scene, order: np.ndarray | list[int] | None = None) -> str:
                        for i in order])
 
 
-def _attr_question(attr: str) -> Callable[[Scene, np.random.Generator], QA | None]:
-    template = TEMPLATES[attr]
+def _attr_qa(scene: Scene, i: int, attr: str, rng: np.random.Generator) -> QA | None:
+    """The question about object i's `attr`, or None when i has no name without it."""
+    ref = short_ref(scene, i, (attr,), rng)
+    return None if ref is None else QA(TEMPLATES[attr].format(ref=ref), scene.objects[i].attrs()[attr], attr)
 
+
+def _attr_question(attr: str) -> Callable[[Scene, np.random.Generator], QA | None]:
     def ask(scene: Scene, rng: np.random.Generator) -> QA | None:
         for i in rng.permutation(len(scene.objects)):
-            ref = short_ref(scene, int(i), (attr,), rng)
-            if ref is not None:
-                return QA(template.format(ref=ref), scene.objects[int(i)].attrs()[attr], attr)
+            qa = _attr_qa(scene, int(i), attr, rng)
+            if qa is not None:
+                return qa
         return None
     return ask
 
@@ -131,45 +135,28 @@ def _exist(scene: Scene, rng: np.random.Generator) -> QA | None:
     return QA(TEMPLATES["exist"].format(color=color, shape=shape), "no", "exist")
 
 
-def _pairs(scene: Scene, rng: np.random.Generator, apart: Callable[[int, int], bool]) -> tuple[int, int] | None:
-    """A random ordered pair (a, b) of nameable objects apart on an axis (either way round)."""
-    named = [i for i in range(len(scene.objects)) if full_ref(scene, i)]
-    ok = [(a, b) for a in named for b in named if a != b and (apart(a, b) or apart(b, a))]
-    return ok[int(rng.integers(len(ok)))] if ok else None
+AXES = {"left_right": "x", "further_left": "x", "above_below": "y", "higher": "y"}
 
 
-def _pair_on_axis(scene: Scene, rng: np.random.Generator, axis: str) -> tuple[int, int, bool] | None:
-    """Two objects apart along `axis` ("x" or "y") and whether the first is left of / above the second."""
+def _apart_pairs(scene: Scene, axis: str) -> list[tuple[int, int]]:
+    """Every ordered pair (a, b) of nameable objects apart along `axis` ("x" or "y"), either way round."""
     apart = scene.left_of if axis == "x" else scene.above
-    pair = _pairs(scene, rng, apart)
-    return None if pair is None else (pair[0], pair[1], bool(apart(*pair)))
+    named = [i for i in range(len(scene.objects)) if full_ref(scene, i)]
+    return [(a, b) for a in named for b in named if a != b and (apart(a, b) or apart(b, a))]
 
 
-def _relation(axis: str) -> Callable[[Scene, np.random.Generator], QA | None]:
-    kind, words = {"x": ("left_right", ("left", "right")), "y": ("above_below", ("above", "below"))}[axis]
-    template = TEMPLATES[kind]
+def _spatial_qa(scene: Scene, kind: str, a: int, b: int) -> QA:
+    """The spatial question of `kind` about objects a and b (apart on the kind's axis)."""
+    first = (scene.left_of if AXES[kind] == "x" else scene.above)(a, b)
+    ra, rb = full_ref(scene, a), full_ref(scene, b)
+    words = {"left_right": ("left", "right"), "above_below": ("above", "below")}.get(kind, (ra, rb))
+    return QA(TEMPLATES[kind].format(a=ra, b=rb), words[0] if first else words[1], kind)
 
+
+def _spatial(kind: str) -> Callable[[Scene, np.random.Generator], QA | None]:
     def ask(scene: Scene, rng: np.random.Generator) -> QA | None:
-        pair = _pair_on_axis(scene, rng, axis)
-        if pair is None:
-            return None
-        a, b, first = pair
-        question = template.format(a=full_ref(scene, a), b=full_ref(scene, b))
-        return QA(question, words[0] if first else words[1], kind)
-    return ask
-
-
-def _which(axis: str) -> Callable[[Scene, np.random.Generator], QA | None]:
-    kind = "further_left" if axis == "x" else "higher"
-    template = TEMPLATES[kind]
-
-    def ask(scene: Scene, rng: np.random.Generator) -> QA | None:
-        pair = _pair_on_axis(scene, rng, axis)
-        if pair is None:
-            return None
-        a, b, first = pair
-        ra, rb = full_ref(scene, a), full_ref(scene, b)
-        return QA(template.format(a=ra, b=rb), ra if first else rb, kind)
+        pairs = _apart_pairs(scene, AXES[kind])
+        return _spatial_qa(scene, kind, *pairs[int(rng.integers(len(pairs)))]) if pairs else None
     return ask
 
 
@@ -188,10 +175,10 @@ QUESTION_KINDS: dict[str, Callable[[Scene, np.random.Generator], QA | None]] = {
     "size": _attr_question("size"),
     "exist": _exist,
     "count": _count,
-    "left_right": _relation("x"),
-    "above_below": _relation("y"),
-    "further_left": _which("x"),
-    "higher": _which("y"),
+    "left_right": _spatial("left_right"),
+    "above_below": _spatial("above_below"),
+    "further_left": _spatial("further_left"),
+    "higher": _spatial("higher"),
     "caption": _describe,
 }
 
@@ -215,6 +202,32 @@ def questions(scene: Scene, rng: np.random.Generator, n: int, kinds: tuple[str, 
         if len(out) == n:
             break
     return out
+
+
+def every_question(scene: Scene, rng: np.random.Generator, kinds: tuple[str, ...] = tuple(QUESTION_KINDS),
+                   levels: tuple[int, ...] = (1, 2)) -> list[QA]:
+    """All the questions the scene has, in random order: each attribute kind about every object that
+    has a name without it, each spatial kind about every pair apart on its axis (in a random order
+    of the two), `exist` once each way (a yes and a no), `count` and `caption` once."""
+    kinds = tuple(k for k in kinds if LEVELS.get(k, 0) in levels)
+    out: list[QA | None] = []
+    for kind in kinds:
+        if kind in ATTRS:
+            out += [_attr_qa(scene, i, kind, rng) for i in range(len(scene.objects))]
+        elif kind in AXES:
+            pairs = {tuple(sorted(pair)) for pair in _apart_pairs(scene, AXES[kind])}
+            out += [_spatial_qa(scene, kind, *(pair if rng.random() < 0.5 else pair[::-1])) for pair in sorted(pairs)]
+        elif kind == "exist":
+            answers: set[str] = set()
+            for _ in range(8):  # a yes and a no; a scene with every combination present has no no
+                qa = _exist(scene, rng)
+                if qa is not None and qa.answer not in answers:
+                    answers.add(qa.answer)
+                    out.append(qa)
+        else:
+            out.append(ask(scene, kind, rng))
+    found = [qa for qa in out if qa is not None]
+    return [found[int(k)] for k in rng.permutation(len(found))]
 
 
 def vocabulary_text(config: ShapesConfig | None = None) -> str:

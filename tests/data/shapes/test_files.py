@@ -149,6 +149,23 @@ def test_curriculum_puts_single_object_questions_first(tmp_path):
     assert np.asarray(Image.open(files.out_dir / "images/train/000000.png")).shape == (48, 48, 3)
 
 
+def test_every_question_a_scene_has(tmp_path):
+    from og.data.shapes.text import every_question
+
+    cfg = ShapesConfig(image_size=48, min_objects=1, max_objects=3)
+    files = write_shapes(tmp_path / "all", n_train=12, n_test=2, seed=2, questions_per_image=None, config=cfg)
+    stage2 = json.loads(files.stage2.read_text())
+    items = list(ShapesDataset(12, seed=2, config=cfg, questions_per_image=None))
+    assert [len(r["conversations"]) // 2 for r in stage2] == [len(it.qas) for it in items]
+    for rec, it in zip(stage2, items, strict=True):
+        check_conversation(rec, files.out_dir)
+        assert len(it.qas) == len(every_question(it.scene, np.random.default_rng(0)))  # same set, other rng
+        assert len(it.qas) >= 7  # 3 attributes, a yes and a no, the count and the caption at least
+    assert json.loads(files.meta.read_text())["identity"]["questions_per_image"] is None
+    with pytest.raises(ValueError, match="questions_per_image=0; use a count >= 1, or None"):
+        ShapesDataset(3, questions_per_image=0)
+
+
 def test_read_texts_covers_every_file(written):
     texts = read_texts(written.out_dir)
     assert "Describe the image." in texts and any(t.startswith("<image>\n") for t in texts)

@@ -10,7 +10,7 @@ from og.data.shapes.dataset import ShapesDataset
 from og.data.shapes.probes import PROBE_TYPES, parse_caption, probes
 from og.data.shapes.render import COLOR_RGB
 from og.data.shapes.scene import ShapesConfig, generate_scene
-from og.data.shapes.text import CAPTION_PROMPTS, LEVELS, NUMBERS, QUESTION_KINDS, ask, questions
+from og.data.shapes.text import CAPTION_PROMPTS, LEVELS, NUMBERS, QUESTION_KINDS, ask, every_question, questions
 
 CONFIGS = {
     "default": ShapesConfig(),
@@ -78,6 +78,45 @@ def test_every_answer_is_what_the_image_shows(name):
             assert qa.level == LEVELS[qa.kind]
             kinds[qa.kind] += 1
     assert set(kinds) == set(QUESTION_KINDS)  # every kind gets asked
+
+
+def _named_fully(objs, i):
+    """Object i is named by colour + shape, or by size + colour + shape (the spatial questions' names)."""
+    return any(sum(all(o[k] == objs[i][k] for k in keys) for o in objs) == 1
+               for keys in (("color", "shape"), ("size", "color", "shape")))
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_question_asks_about_every_object_and_pair(name):
+    for seed in range(40):
+        scene = generate_scene(np.random.default_rng(seed), CONFIGS[name])
+        objs = seen_objects(scene)
+        qas = every_question(scene, np.random.default_rng(seed))
+        asked = defaultdict(list)
+        for qa in qas:
+            assert solve(scene, qa.question, qa.answer) == qa.answer, qa
+            asked[qa.kind].append(qa)
+        for attr in ("color", "shape", "size"):  # each object at most once, and every nameable one
+            about = [id(resolve(objs, re.fullmatch(rf"What {attr} is the (.+)\?", q.question).group(1)))
+                     for q in asked[attr]]
+            assert len(set(about)) == len(about)
+            nameable = [i for i in range(len(objs)) if any(
+                sum(all(o[k] == objs[i][k] for k in keys) for o in objs) == 1
+                for keys in ([("size",), ("shape",), ("size", "shape")] if attr == "color" else
+                             [("size",), ("color",), ("size", "color")] if attr == "shape" else
+                             [("color",), ("shape",), ("color", "shape")]))]
+            assert len(about) == len(nameable), (attr, len(about), nameable)
+        for kind, (lo, hi) in {"left_right": ("x0", "x1"), "further_left": ("x0", "x1"),
+                               "above_below": ("y0", "y1"), "higher": ("y0", "y1")}.items():
+            apart = {(a, b) for a in range(len(objs)) for b in range(a + 1, len(objs))
+                     if _named_fully(objs, a) and _named_fully(objs, b)
+                     and (objs[a][hi] < objs[b][lo] or objs[b][hi] < objs[a][lo])}
+            assert len(asked[kind]) == len(apart), (kind, len(asked[kind]), apart)
+        assert len({q.answer for q in asked["exist"]}) == len(asked["exist"]) >= 1
+        assert [len(asked[k]) for k in ("count", "caption")] == [1, 1]
+    assert every_question(scene, np.random.default_rng(0), levels=(1,)) and all(
+        q.level == 1 for q in every_question(scene, np.random.default_rng(0), levels=(1,)))
+    assert every_question(scene, np.random.default_rng(5)) == every_question(scene, np.random.default_rng(5))
 
 
 def test_levels_and_unknown_kinds():
