@@ -15,6 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _console() -> Console:
     """Made per call: it writes to the sys.stdout of the moment (tests capture it). Output that is
     not a terminal (a log file, a pipe) gets 110 columns so the tables fit."""
@@ -121,8 +126,8 @@ def quickstart(
                                       "and masktoken with each position encoding (sincos2d, learned2d, grouped_rope)."),
     frontier: bool = typer.Option(False, "--frontier", help="The token-efficiency frontier instead: every fusion "
                                   "over budgets on the same data (out/frontier: frontier.json, frontier.png)."),
-    jobs: int = typer.Option(1, min=1, help="Runs side by side, one process each (e.g. the number of cores): "
-                             "the same numbers as one after another."),
+    jobs: int = typer.Option(0, min=0, help="Runs side by side, one process each: the same numbers as one "
+                             "after another. 0: one per core (per OMP_NUM_THREADS cores when that is set)."),
 ) -> None:
     """The paper's experiment in miniature on synthetic shapes: patches vs object-guided tokens."""
     from og.experiments.quickstart import run_quickstart, variants
@@ -133,6 +138,7 @@ def quickstart(
     if "OMP_NUM_THREADS" not in os.environ:  # the tiny models run ~3x faster on one thread than on two
         torch.set_num_threads(1)
     threads = torch.get_num_threads()  # each parallel run's
+    jobs = jobs or max(1, usable_cores() // threads)
     if frontier:
         return _frontier(out, fast, seeds, jobs, threads)
     names = ", ".join(v.label for v in variants(all_variants))
@@ -169,6 +175,7 @@ def ablate(
     lr1: float = typer.Option(1e-3, help="Stage-1 learning rate."),
     lr2: float = typer.Option(1e-4, help="Stage-2 learning rate."),
     train_llm_stage1: bool = typer.Option(False, help="Train the whole LLM in stage 1 (random tiny LLMs)."),
+    train_llm_stage2: bool = typer.Option(False, help="Train the whole LLM in stage 2 instead of LoRA."),
     out: Path = typer.Option(Path("runs/ablate"), help="Output folder."),
     jobs: int = typer.Option(1, min=1, help="Runs side by side, one process each."),
 ) -> None:
@@ -201,7 +208,7 @@ def ablate(
                           tokenizer=str(tokenizer) if tokenizer else None, llm_path=llm_path,
                           encoder_path=encoder_path)
     schedule = Schedule(stage1_epochs=epochs1, stage2_epochs=epochs2, batch_size=batch_size, stage1_lr=lr1,
-                        stage2_lr=lr2, train_llm_stage1=train_llm_stage1)
+                        stage2_lr=lr2, train_llm_stage1=train_llm_stage1, train_llm_stage2=train_llm_stage2)
     _console().print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
     with _progress() as (on_step, on_done):
         results = run_ablation(chosen, inputs, schedule, list(range(seeds)), out, on_step=on_step, on_done=on_done,

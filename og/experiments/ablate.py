@@ -46,7 +46,8 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     result_path = out_dir / "result.json"
     if result_path.is_file():  # resume: a finished run is read back, if it was trained the same way
         done = json.loads(result_path.read_text())
-        if done.get("schedule") != json.loads(json.dumps(asdict(schedule))):
+        held = {**asdict(Schedule()), **done.get("schedule", {})}  # fields added since read as their default
+        if held != json.loads(json.dumps(asdict(schedule))):
             raise ValueError(f"{out_dir} was trained with another schedule ({done.get('schedule')}); "
                              "pass another --out or remove it")
         return done
@@ -83,7 +84,10 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
                           num_train_epochs=schedule.stage1_epochs,
                           learning_rate=schedule.stage1_lr, callbacks=[_StepReport("stage 1", report)], **common)
         second = run_stage("finetune", first.model, processor, data.stage2, out_dir / "stage2",
-                           lora=LoraSettings(r=schedule.lora_r, alpha=schedule.lora_alpha, dropout=0.0),
+                           lora=None if schedule.train_llm_stage2 else LoraSettings(r=schedule.lora_r,
+                                                                                    alpha=schedule.lora_alpha,
+                                                                                    dropout=0.0),
+                           train_llm=schedule.train_llm_stage2,
                            num_train_epochs=schedule.stage2_epochs, learning_rate=schedule.stage2_lr,
                            callbacks=[_StepReport("stage 2", report)], **common)
     train_seconds = time.time() - start

@@ -55,6 +55,7 @@ class Schedule:
     train_llm_stage1: bool = False  # a random tiny LLM must learn language: train it in stage 1
     lm_epochs: float = 0.0  # text-only warm-up of a random LLM (stands in for a pretrained one)
     train_encoder_stage1: bool = False  # also train the vision encoder in stage 1 (random tiny encoders)
+    train_llm_stage2: bool = False  # stage 2 trains the whole LLM instead of LoRA (LLaVA-1.5's default)
     lora_r: int = 128
     lora_alpha: int = 256
     max_length: int = 2048

@@ -73,6 +73,27 @@ def test_ablate_cli_runs_a_grid_and_builds_missing_stores(tmp_path):
         assert a["scores"] == b["scores"] and a["losses"] == b["losses"], a["label"]
 
 
+def test_stage_2_trains_lora_or_with_the_flag_the_whole_llm(tmp_path):
+    from og.data.shapes import read_texts, write_shapes
+    from og.data.tokenizer import train_tokenizer
+
+    data = tmp_path / "data"
+    write_shapes(data, n_train=8, n_test=4, seed=2, questions_per_image=None)
+    train_tokenizer(read_texts(data)).save_pretrained(tmp_path / "tok")
+    trains = {}
+    for name, flag in (("lora", []), ("full", ["--train-llm-stage2"])):
+        out = tmp_path / name
+        args = ["ablate", "--preset", "tiny-llava", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
+                "--batch-size", "4", "--out", str(out), *flag]
+        result = CliRunner().invoke(app, args, terminal_width=200)
+        assert result.exit_code == 0, result.output
+        (record,) = out.glob("runs/*/seed0/stage2/og_train.json")
+        trains[name] = json.loads(record.read_text())
+    assert "lora" in trains["lora"]["trains"] and trains["lora"]["lora"] is not None
+    assert "llm" in trains["full"]["trains"] and "lora" not in trains["full"]["trains"]
+    assert trains["full"]["lora"] is None and trains["full"]["trainable"]["llm"] > 0
+
+
 def test_ablate_cli_without_data_names_the_missing_options(tmp_path):
     result = CliRunner().invoke(app, ["ablate", "--vary", "fusion=patches", "--out", str(tmp_path)], terminal_width=300)
     assert result.exit_code == 2
@@ -106,6 +127,11 @@ def test_a_finished_run_is_reused_only_for_the_same_schedule(tmp_path):
     assert run_one(variant, data, schedule, 0, run_dir) == done  # read back, nothing trained
     with pytest.raises(ValueError, match="was trained with another schedule"):
         run_one(variant, data, dataclasses.replace(schedule, stage2_epochs=9.0), 0, run_dir)
+    older = {**done, "schedule": {k: v for k, v in done["schedule"].items() if k != "train_llm_stage2"}}
+    (run_dir / "result.json").write_text(json.dumps(older))  # written before the field existed: its default
+    assert run_one(variant, data, schedule, 0, run_dir) == older
+    with pytest.raises(ValueError, match="was trained with another schedule"):
+        run_one(variant, data, dataclasses.replace(schedule, train_llm_stage2=True), 0, run_dir)
 
 
 def test_the_lm_warm_up_is_the_same_for_every_variant_and_shared_through_its_cache(tmp_path):
