@@ -24,9 +24,12 @@ def relation(
                                       "masktoken+oracle."),
     only: list[str] = typer.Option([], help="Run only the variant with this label (repeatable; e.g. one process "
                                    "per variant)."),
+    kind: str = typer.Option("relation", help="The questions: relation, or an attribute (shape, color, size: "
+                             "'What shape is the red object?')."),
 ) -> None:
     """Train each variant on relation questions alone (answer-only loss, the encoder frozen) and print
-    its held-out learning curve: can the model learn relations from these visual tokens, and how fast?"""
+    its held-out learning curve: can the model learn relations from these visual tokens, and how fast?
+    `--kind shape` asks the same of an object's shape."""
     from og.experiments.quickstart import variants
     from og.experiments.relation_curve import run_relation_curves
 
@@ -36,14 +39,18 @@ def relation(
         console.print(f"{label} seed {seed}: step {point['step']} loss {point['loss']:.3f} "
                       f"held-out {point['held_out']:.3f} ({point['seconds']:.0f} s)")
 
+    from og.experiments.relation_curve import KINDS
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"--kind {kind!r}; use one of {', '.join(KINDS)}")
     chosen = [v for v in variants(all_variants) if not only or v.label in only]
     if not chosen:
         raise typer.BadParameter(f"--only {only} names no variant; choose from "
                                  f"{[v.label for v in variants(all_variants)]}")
     results = run_relation_curves(out, chosen, seeds=seeds, layer=layer, steps=steps, batch=batch,
-                                  lr=lr, images=images, eval_every=eval_every, on_eval=report)
+                                  lr=lr, images=images, eval_every=eval_every, on_eval=report, kind=kind)
     first = results[0]
-    table = Table(title=f"relation learning curve: {first['pairs']} pairs of {first['images']} train images "
+    table = Table(title=f"{kind} learning curve: {first['pairs']} questions of {first['images']} train images "
                         f"({first['held_out_pairs']} held out), batch {batch}, layer "
                         f"{'spec default' if layer is None else layer}; held-out accuracy, mean over {seeds} seed(s)",
                   title_justify="left")

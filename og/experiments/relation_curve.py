@@ -1,5 +1,6 @@
 """Relation learning curves: can a whole model learn "is A left or right of B?" from its visual
-tokens, and after how many examples?
+tokens, and after how many examples? (`kind="shape"`, `"color"` or `"size"` asks the same of an
+attribute: "What shape is the red object?", one question per object, every option word scored.)
 
 The relation probe (`og.eval.relation_probe`) asks this of a small reader; here the reader is the
 model itself. The model (fusion, projector, LLM; the vision encoder frozen) trains on relation
@@ -36,16 +37,19 @@ from og.eval.probe import read_scenes
 from og.eval.relation_probe import AXES, held_out_pairs, relation_pairs
 
 WORDS = {"left_right": ("left", "right"), "above_below": ("above", "below")}  # A first on the axis: word 0
+KINDS = ("relation", "shape", "color", "size")
+REFERENT = {"shape": ("color",), "color": ("shape",), "size": ("color", "shape")}  # how an attribute question names
 
 
 @dataclass(frozen=True)
 class RelationQuestion:
-    """One ordered pair asked as the data asks it; `answer` 0 means the first word (left / above)."""
+    """One question asked as the data asks it, with its option words; `answer` indexes `words`
+    (for a relation, 0 means the first word: left / above)."""
 
     scene: int  # index of the scene among those read
     image: str  # path relative to the data folder (the mask store's key)
     question: str
-    words: tuple[str, str]
+    words: tuple[str, ...]
     answer: int
 
 
@@ -60,15 +64,40 @@ def relation_questions(scenes: list[dict[str, Any]]) -> list[RelationQuestion]:
     return out
 
 
+def attribute_questions(scenes: list[dict[str, Any]], attr: str) -> list[RelationQuestion]:
+    """One question per object about its `attr`, naming it by the attributes of `REFERENT` ("What
+    shape is the red object?"); objects that name does not single out are left out. The options are
+    every value of `attr` in the scenes."""
+    words = tuple(sorted({o[attr] for r in scenes for o in r["objects"]}))
+    out = []
+    for i, row in enumerate(scenes):
+        for obj in row["objects"]:
+            keys = REFERENT[attr]
+            if sum(all(o[k] == obj[k] for k in keys) for o in row["objects"]) != 1:
+                continue
+            ref = " ".join([obj[k] for k in keys] + ([] if "shape" in keys else ["object"]))
+            out.append(RelationQuestion(i, row["image"], TEMPLATES[attr].format(ref=ref), words,
+                                        words.index(obj[attr])))
+    return out
+
+
+def curve_questions(scenes: list[dict[str, Any]], kind: str) -> list[RelationQuestion]:
+    """The questions of a learning curve of `kind` (one of `KINDS`)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}; use one of {KINDS}")
+    return relation_questions(scenes) if kind == "relation" else attribute_questions(scenes, kind)
+
+
 class RelationBatcher:
     """Questions -> model inputs (prompt ending where the answer starts) and the option word ids."""
 
-    def __init__(self, processor: Any, data_dir: str | Path, mask_store: Any = None) -> None:
+    def __init__(self, processor: Any, data_dir: str | Path, mask_store: Any = None,
+                 words: tuple[str, ...] = tuple(w for pair in WORDS.values() for w in pair)) -> None:
         self.processor, self.data_dir, self.store = processor, Path(data_dir), mask_store
         self._images: dict[str, Image.Image] = {}
         tok = processor.tokenizer
         self.word_id = {}
-        for word in (w for pair in WORDS.values() for w in pair):
+        for word in words:
             ids = tok(word, add_special_tokens=False)["input_ids"]
             if len(ids) != 1 or ids[0] == tok.unk_token_id:
                 raise ValueError(f"the answer word {word!r} is not one known token for this tokenizer ({ids}); "
@@ -82,7 +111,7 @@ class RelationBatcher:
         return self._images[path]
 
     def option_logits(self, model: nn.Module, items: list[RelationQuestion]) -> torch.Tensor:
-        """(B, 2) logits of the two option words at the answer position."""
+        """(B, K) logits of the K option words at the answer position."""
         proc = self.processor
         texts = [proc.apply_chat_template([("user", "<image>\n" + q.question)], add_generation_prompt=True)
                  for q in items]
@@ -93,8 +122,8 @@ class RelationBatcher:
         device = next(model.parameters()).device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
         last = model(**inputs).logits[:, -1]  # (B, V): the next token after the prompt
-        ids = torch.tensor([[self.word_id[w] for w in q.words] for q in items], device=last.device)  # (B, 2)
-        return last.gather(1, ids).float()  # (B, 2)
+        ids = torch.tensor([[self.word_id[w] for w in q.words] for q in items], device=last.device)  # (B, K)
+        return last.gather(1, ids).float()  # (B, K)
 
 
 def _accuracy(model: nn.Module, batcher: RelationBatcher, items: list[RelationQuestion], batch: int = 128) -> float:
@@ -113,14 +142,14 @@ def _accuracy(model: nn.Module, batcher: RelationBatcher, items: list[RelationQu
 def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, split: str = "train",
                    images: int | None = 2000, steps: int = 3000, batch: int = 64, lr: float = 1e-3, seed: int = 0,
                    eval_every: int = 500, held_out: float = 0.2, mask_store: Any = None, shuffle: bool = False,
-                   max_eval: int = 1024, on_eval: Any = None) -> dict[str, Any]:
-    """Train `model` (all but its vision encoder) on relation questions; the held-out curve (see the
-    module docstring). `shuffle` permutes the training answers (a control: held-out at chance)."""
+                   max_eval: int = 1024, on_eval: Any = None, kind: str = "relation") -> dict[str, Any]:
+    """Train `model` (all but its vision encoder) on questions of `kind` alone; the held-out curve (see
+    the module docstring). `shuffle` permutes the training answers (a control: held-out at chance)."""
     scenes = read_scenes(data_dir, split, images)
-    questions = relation_questions(scenes)
+    questions = curve_questions(scenes, kind)
     if not questions:
-        raise ValueError(f"no two objects of the {len(scenes)} {split!r} images lie apart on an axis; "
-                         "the relation curve needs scenes with two or more objects")
+        raise ValueError(f"the {len(scenes)} {split!r} images have no {kind} question (a relation needs two "
+                         "objects apart on an axis); use more images or scenes with two or more objects")
     rng = np.random.default_rng(seed)  # the relation probe's split: the same held-out images
     is_test = held_out_pairs(np.array([q.scene for q in questions]), held_out, rng)  # (P,)
     train = [q for q, t in zip(questions, is_test, strict=True) if not t]
@@ -128,7 +157,8 @@ def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, sp
     answers = torch.tensor([q.answer for q in train])  # (P,)
     if shuffle:
         answers = answers[torch.as_tensor(rng.permutation(len(answers)))]
-    batcher = RelationBatcher(processor, data_dir, mask_store)
+    batcher = RelationBatcher(processor, data_dir, mask_store, words=tuple(dict.fromkeys(
+        w for q in questions for w in q.words)))
     encoder = getattr(model, "encoder", None)
     frozen = {id(p) for p in encoder.parameters()} if encoder is not None else set()
     for p in model.parameters():
@@ -140,7 +170,7 @@ def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, sp
     curve, start = [], time.time()
     for step in range(1, steps + 1):
         pick = draw.integers(len(train), size=batch)
-        logits = batcher.option_logits(model, [train[i] for i in pick])  # (batch, 2)
+        logits = batcher.option_logits(model, [train[i] for i in pick])  # (batch, K)
         loss = nn.functional.cross_entropy(logits, answers[torch.as_tensor(pick)].to(logits.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -151,20 +181,22 @@ def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, sp
             curve.append(point)
             if on_eval is not None:
                 on_eval(point)
-    majority = int(answers.float().mean() >= 0.5)
+    majority = int(torch.mode(answers).values)  # the commonest training answer
     return {"accuracy": curve[-1]["held_out"], "train_accuracy": _accuracy(model, batcher, train[:max_eval]),
             "curve": curve, "majority": float(np.mean([q.answer == majority for q in test])),
             "pairs": len(questions), "train_pairs": len(train), "held_out_pairs": len(test), "steps": steps,
-            "batch": batch, "lr": lr, "seed": seed, "split": split, "images": len(scenes), "shuffle": shuffle}
+            "batch": batch, "lr": lr, "seed": seed, "split": split, "images": len(scenes), "shuffle": shuffle,
+            "kind": kind}
 
 
 def run_relation_curves(out: str | Path, variants: list[Any], seeds: int = 1, layer: int | None = None,
                         steps: int = 3000, batch: int = 64, lr: float = 1e-3, images: int | None = 2000,
-                        eval_every: int = 500, on_eval: Any = None) -> list[dict[str, Any]]:
+                        eval_every: int = 500, on_eval: Any = None, kind: str = "relation") -> list[dict[str, Any]]:
     """`relation_curve` for each variant (`og.experiments.ablate_grid.Variant`) and seed over the
     quickstart folder `out` (data/, tokenizer/, encoder/, masks/<variant.masks>); `layer` overrides
-    the encoder layer read. Results go to out/relation/<label>[-layerK]/seed<k>.json and are read
-    back when there (settings must match). `on_eval(label, seed, point)` reports progress."""
+    the encoder layer read, `kind` the questions. Results go to
+    out/relation/<label>[-layerK][-kind]/seed<k>.json (no suffix for relations) and are read back
+    when there (settings must match). `on_eval(label, seed, point)` reports progress."""
     import og
     from og.experiments.ablate_grid import slug
     from og.masks.store import MaskStore
@@ -174,7 +206,8 @@ def run_relation_curves(out: str | Path, variants: list[Any], seeds: int = 1, la
     for need in ("data", "tokenizer", "encoder"):
         if not (out / need).exists():
             raise FileNotFoundError(f"{out / need} not found; give the folder `og quickstart --out` wrote")
-    settings = {"layer": layer, "steps": steps, "batch": batch, "lr": lr, "images": images, "eval_every": eval_every}
+    settings = {"layer": layer, "steps": steps, "batch": batch, "lr": lr, "images": images, "eval_every": eval_every,
+                "kind": kind}
     results = []
     for variant in variants:
         spec = variant.spec
@@ -183,12 +216,13 @@ def run_relation_curves(out: str | Path, variants: list[Any], seeds: int = 1, la
         store = MaskStore(out / "masks" / variant.masks) if variant.masks else None
         if store is not None and store.spec:  # the model names the masks it reads: the store's segmenter
             spec = spec.replace(segmenter=SegmenterSpec.parse(str(store.spec)))
-        folder = out / "relation" / (slug(variant.label) + ("" if layer is None else f"-layer{layer}"))
+        folder = out / "relation" / (slug(variant.label) + ("" if layer is None else f"-layer{layer}")
+                                     + ("" if kind == "relation" else f"-{kind}"))
         for seed in range(seeds):
             path = folder / f"seed{seed}.json"
             if path.is_file():
                 done = json.loads(path.read_text())
-                if done.get("settings") != settings:
+                if {"kind": "relation", **done.get("settings", {})} != settings:  # older files: relations
                     raise ValueError(f"{path} was run with {done.get('settings')}, not {settings}; remove it or "
                                      "run with its settings")
                 results.append(done)
@@ -197,7 +231,7 @@ def run_relation_curves(out: str | Path, variants: list[Any], seeds: int = 1, la
             model, processor = og.build(spec, tokenizer=str(out / "tokenizer"), encoder_path=str(out / "encoder"),
                                         mask_store=store, chat_template="tokenizer")
             report = relation_curve(model, processor, out / "data", images=images, steps=steps, batch=batch, lr=lr,
-                                    seed=seed, eval_every=eval_every, mask_store=store,
+                                    seed=seed, eval_every=eval_every, mask_store=store, kind=kind,
                                     on_eval=None if on_eval is None else
                                     (lambda point, label=variant.label, s=seed: on_eval(label, s, point)))
             result = {"label": variant.label, "spec": spec.id, "settings": settings, **report}
