@@ -38,6 +38,9 @@ def main(toy: str, tokenizer: str, out: str, deepspeed: str, steps: str) -> None
     if int(os.environ.get("RANK", "0")) == 0:
         Path(out, "losses.json").write_text(json.dumps({"losses": result.losses, "world_size": result.world_size,
                                                         "zero_stage": result.zero_stage}))
+    if torch.distributed.is_initialized():  # a process group left to exit tears down (SIGABRT) now and then
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
