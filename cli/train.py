@@ -227,6 +227,11 @@ def train(
                        base=base, **overrides)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary, from the main process
         _summary(stage, result)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():  # under torchrun: leave together, not torn down at exit
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _summary(stage: str, result: Any) -> None:
