@@ -3,6 +3,7 @@ results.json and the PNGs; and a killed run resumes without retraining finished 
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -41,3 +42,16 @@ def test_quickstart_fast_end_to_end(tmp_path):
     other = CliRunner().invoke(app, ["quickstart", "--out", str(out)], terminal_width=200)
     assert other.exit_code != 0
     assert "holds a quickstart of 'fast' size" in str(other.exception)
+
+
+def test_a_folder_written_before_a_config_field_existed_is_still_the_same_run(tmp_path):
+    from og.experiments.quickstart import _claim
+
+    identity = {"size": "default", "schedule": {"stage2_epochs": 8, "train_llm_stage2": False}, "n_train": 2000}
+    older = {"size": "default", "schedule": {"stage2_epochs": 8}, "n_train": 2000}  # before train_llm_stage2
+    (tmp_path / "quickstart.json").write_text(json.dumps(older))
+    _claim(tmp_path, identity)  # accepted: the added field keeps its default
+    changed = {**older, "schedule": {"stage2_epochs": 16}}
+    (tmp_path / "quickstart.json").write_text(json.dumps(changed))
+    with pytest.raises(ValueError, match="holds a quickstart of 'default' size"):
+        _claim(tmp_path, identity)
