@@ -24,6 +24,7 @@ from PIL import Image
 from transformers import TrainerCallback
 
 from og.experiments.ablate_grid import AblationData, Schedule, Variant, ensure_store, grid, parse_vary, slug
+from og.experiments.records import as_written, jsonable
 from og.spec import SegmenterSpec
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,7 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     result_path = out_dir / "result.json"
     if result_path.is_file():  # resume: a finished run is read back, if it was trained the same way
         done = json.loads(result_path.read_text())
-        held = {**asdict(Schedule()), **done.get("schedule", {})}  # fields added since read as their default
-        if held != json.loads(json.dumps(asdict(schedule))):
+        if as_written(done.get("schedule", {}), asdict(Schedule())) != jsonable(asdict(schedule)):
             raise ValueError(f"{out_dir} was trained with another schedule ({done.get('schedule')}); "
                              "pass another --out or remove it")
         return done

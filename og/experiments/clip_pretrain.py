@@ -50,6 +50,7 @@ from og.experiments.clip_towers import (
     phrase_loss,
     similarities,
 )
+from og.experiments.records import as_written, jsonable
 from og.fusion.coverage import PatchCoverage
 from og.masks.geometry import ImageTransform
 from og.registry import ENCODERS
@@ -185,8 +186,7 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
     report_path = out_dir / "pretrain.json"
     if report_path.is_file():
         done = json.loads(report_path.read_text())
-        defaults = json.loads(json.dumps(asdict(ClipPretrainConfig())))  # fields added since it was written
-        if {**defaults, **done.get("config", {})} != json.loads(json.dumps(asdict(cfg))):
+        if as_written(done.get("config", {}), asdict(ClipPretrainConfig())) != jsonable(asdict(cfg)):
             raise ValueError(f"{out_dir} holds an encoder pretrained with another config; remove it or pass another")
         return done
     out_dir.mkdir(parents=True, exist_ok=True)

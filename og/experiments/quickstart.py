@@ -33,6 +33,7 @@ from og.data.shapes.scene import ShapesConfig
 from og.eval.suite import BenchRun
 from og.experiments.ablate import AblationData, Schedule, Variant, run_ablation
 from og.experiments.clip_pretrain import ClipPretrainConfig
+from og.experiments.records import as_written, jsonable
 from og.spec import EncoderSpec, FusionSpec, LLMSpec, ModelSpec, PositionSpec, ProjectorSpec, SegmenterSpec
 
 log = logging.getLogger(__name__)
@@ -178,21 +179,16 @@ def prepare_data(out: Path, size: Size, seed: int = 0, on_encoder_step: Any = No
     )
 
 
-def _with_added_fields(held: Any, now: Any) -> Any:
-    """`held` with the keys it lacks taken from `now`, at every depth: a field added to a config since
-    the folder was written keeps the old behaviour by default, so it does not make the folder another."""
-    if not (isinstance(held, dict) and isinstance(now, dict)):
-        return held
-    return {**now, **{k: _with_added_fields(v, now.get(k)) for k, v in held.items()}}
-
-
 def _claim(out: Path, identity: dict[str, Any]) -> None:
     """Resuming reads finished runs back, so a folder holds one configuration: refuse another."""
     marker = out / "quickstart.json"
-    identity = json.loads(json.dumps(identity))  # tuples as lists, as read back
-    if marker.is_file() and _with_added_fields(json.loads(marker.read_text()), identity) != identity:
-        held = json.loads(marker.read_text()).get("size", "another")
-        raise ValueError(f"{out} holds a quickstart of {held!r} size; pass another --out or remove the folder")
+    identity = jsonable(identity)  # tuples as lists, as read back
+    held = json.loads(marker.read_text()) if marker.is_file() else identity
+    defaults = {"schedule": asdict(Schedule()), "encoder": asdict(ClipPretrainConfig()),
+                "scenes": asdict(ShapesConfig())}  # the configs a field may be added to
+    if as_written(held, defaults) != identity:
+        raise ValueError(f"{out} holds a quickstart of {held.get('size', 'another')!r} size; pass another --out or "
+                         "remove the folder")
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(identity))
 

@@ -35,6 +35,7 @@ from torch import nn
 from og.data.shapes.text import TEMPLATES
 from og.eval.probe import read_scenes
 from og.eval.relation_probe import AXES, held_out_pairs, relation_pairs
+from og.experiments.records import as_written
 
 WORDS = {"left_right": ("left", "right"), "above_below": ("above", "below")}  # A first on the axis: word 0
 KINDS = ("relation", "shape", "color", "size")
@@ -222,7 +223,7 @@ def run_relation_curves(out: str | Path, variants: list[Any], seeds: int = 1, la
             path = folder / f"seed{seed}.json"
             if path.is_file():
                 done = json.loads(path.read_text())
-                if {"kind": "relation", **done.get("settings", {})} != settings:  # older files: relations
+                if as_written(done.get("settings", {}), {"kind": "relation"}) != settings:  # older: relations
                     raise ValueError(f"{path} was run with {done.get('settings')}, not {settings}; remove it or "
                                      "run with its settings")
                 results.append(done)

@@ -45,13 +45,21 @@ def test_quickstart_fast_end_to_end(tmp_path):
 
 
 def test_a_folder_written_before_a_config_field_existed_is_still_the_same_run(tmp_path):
-    from og.experiments.quickstart import _claim
+    from dataclasses import asdict, replace
 
-    identity = {"size": "default", "schedule": {"stage2_epochs": 8, "train_llm_stage2": False}, "n_train": 2000}
-    older = {"size": "default", "schedule": {"stage2_epochs": 8}, "n_train": 2000}  # before train_llm_stage2
+    from og.experiments.quickstart import SCENES, SIZES, _claim
+
+    size = SIZES["default"]
+    identity = {"size": "default", **asdict(size), "scenes": asdict(SCENES)}  # as run_quickstart claims it
+    older = json.loads(json.dumps(identity))
+    del older["schedule"]["train_llm_stage2"]  # written before the field existed
     (tmp_path / "quickstart.json").write_text(json.dumps(older))
     _claim(tmp_path, identity)  # accepted: the added field keeps its default
-    changed = {**older, "schedule": {"stage2_epochs": 16}}
+    (tmp_path / "quickstart.json").write_text(json.dumps(older))
+    trained_whole = {**identity, "schedule": asdict(replace(size.schedule, train_llm_stage2=True))}
+    with pytest.raises(ValueError, match="holds a quickstart of 'default' size"):
+        _claim(tmp_path, trained_whole)  # the missing field is its default, not whatever is asked now
+    changed = {**older, "schedule": {**older["schedule"], "stage2_epochs": 16}}
     (tmp_path / "quickstart.json").write_text(json.dumps(changed))
     with pytest.raises(ValueError, match="holds a quickstart of 'default' size"):
         _claim(tmp_path, identity)
