@@ -31,15 +31,13 @@ def relation(
     its held-out learning curve: can the model learn relations from these visual tokens, and how fast?
     `--kind shape` asks the same of an object's shape."""
     from og.experiments.quickstart import variants
-    from og.experiments.relation_curve import run_relation_curves
+    from og.experiments.relation_curve import KINDS, run_relation_curves
 
     console = Console()
 
     def report(label: str, seed: int, point: dict) -> None:
         console.print(f"{label} seed {seed}: step {point['step']} loss {point['loss']:.3f} "
                       f"held-out {point['held_out']:.3f} ({point['seconds']:.0f} s)")
-
-    from og.experiments.relation_curve import KINDS
 
     if kind not in KINDS:
         raise typer.BadParameter(f"--kind {kind!r}; use one of {', '.join(KINDS)}")
