@@ -18,6 +18,8 @@ def probe(
     images: int = typer.Option(1500, min=5, help="Images probed (their objects are the samples)."),
     seed: int = typer.Option(0, help="Seed of the split and of the probes."),
     shuffle: bool = typer.Option(False, "--shuffle", help="Permute the labels (a control: accuracy at chance)."),
+    pool: str = typer.Option("box", help="Each object's feature: 'box' (its box's patches, coverage-weighted) or "
+                             "'token' (the one patch token holding its centre: what a single visual token says)."),
     relation: bool = typer.Option(False, "--relation", help="Also the relation probe: can a small transformer find "
                                   "two named objects in the patch tokens and say which is left / above (with and "
                                   "without one-hot positions appended)?"),
@@ -32,9 +34,10 @@ def probe(
 
     spec = EncoderSpec.parse(encoder)
     model = ENCODERS.get(spec.name).from_spec(spec, path=encoder_path)
-    report = probe_encoder(model, data, split=split, images=images, seed=seed, shuffle=shuffle)
+    report = probe_encoder(model, data, split=split, images=images, seed=seed, shuffle=shuffle, pool=pool)
     table = Table(title=f"probe of {encoder}{' @ ' + encoder_path if encoder_path else ''}: {report['objects']} "
-                        f"objects of {report['images']} {split} images (80/20 by image)", title_justify="left")
+                        f"objects of {report['images']} {split} images (80/20 by image), {pool} features",
+                  title_justify="left")
     for column in ("target", "MLP", "linear", "majority"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for name in TARGETS:

@@ -87,7 +87,9 @@ def encoder_line(encoder: dict[str, Any]) -> str:
     return (f"encoder: contrastive pretraining{pooling}{images}, {encoder['steps']} steps, loss "
             f"{encoder['loss_first']:.2f} -> "
             f"{encoder['loss_last']:.2f}; probe on {encoder['probe']['objects']} train objects, MLP (linear): "
-            f"{format_probe(encoder['probe'])}")
+            f"{format_probe(encoder['probe'])}"
+            + (f"; one token (the object's centre patch): {format_probe(encoder['probe']['token'])}"
+               if "token" in encoder["probe"] else ""))
 
 
 def _report(outcome: dict[str, Any]) -> None:

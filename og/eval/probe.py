@@ -1,10 +1,16 @@
 """Probe a vision encoder before spending a training run: what do its patch features say about objects?
 
-Per object of a `shapes` data folder (its `scenes.jsonl`): the feature is the mean of the encoder's
-patch features (the layer the LLM reads) weighted by how much of each patch the object's visible
-box covers (the box goes through the same pad / resize / crop as the image, then `area` coverage on
-the patch grid, so it is right for any encoder size). Targets: `shape`, `color`, `size`, and the
-object's half of the image, `left_right` (centre left of the middle) and `above_below`.
+Per object of a `shapes` data folder (its `scenes.jsonl`), one feature from the encoder's patch
+features (the layer the LLM reads), by `pool`:
+- `box`: their mean weighted by how much of each patch the object's visible box covers (the box goes
+  through the same pad / resize / crop as the image, then `area` coverage on the patch grid, so it
+  is right for any encoder size): what the features hold about the object somewhere;
+- `token`: the one patch token that holds the object's centre pixel (the same transform): what a
+  single visual token says about its object, which is what an LLM attending to it reads. A feature
+  can pool to shape while no token holds it (measured in the README).
+
+Targets: `shape`, `color`, `size`, and the object's half of the image, `left_right` (centre left of
+the middle) and `above_below`.
 
 Two probes per target, fitted on 80 % of the images and scored on the other 20 % (split by image,
 seeded): a linear one (multinomial logistic regression) and a small MLP (one hidden layer of 256).
@@ -50,10 +56,27 @@ def read_scenes(data_dir: str | Path, split: str = "train", limit: int | None = 
     return rows[:limit]
 
 
+POOLS = ("box", "token")
+
+
+def _regions(row: dict[str, Any], height: int, width: int, pool: str) -> np.ndarray:
+    """(M, H, W) bool per object: its box (`box`) or its centre pixel (`token`)."""
+    regions = np.zeros((len(row["objects"]), height, width), bool)
+    for k, o in enumerate(row["objects"]):
+        if pool == "box":
+            x0, y0, x1, y1 = o["box"]
+            regions[k, y0:y1 + 1, x0:x1 + 1] = True
+        else:
+            regions[k, min(height - 1, int(o["cy"])), min(width - 1, int(o["cx"]))] = True
+    return regions
+
+
 @torch.no_grad()
 def object_features(encoder: nn.Module, data_dir: str | Path, scenes: list[dict[str, Any]],
-                    batch_size: int = 64) -> tuple[torch.Tensor, dict[str, list[str]], np.ndarray]:
-    """(features (N, D), labels per target, image index (N,)) for every object of `scenes`."""
+                    batch_size: int = 64, pool: str = "box") -> tuple[torch.Tensor, dict[str, list[str]], np.ndarray]:
+    """(features (N, D), labels per target, image index (N,)) for every object of `scenes` (`pool`: module doc)."""
+    if pool not in POOLS:
+        raise ValueError(f"pool={pool!r} is not one of {POOLS}")
     transform = ImageTransform.for_encoder(encoder)
     device = next(encoder.parameters()).device
     feats, groups, labels = [], [], {name: [] for name in TARGETS}
@@ -62,12 +85,11 @@ def object_features(encoder: nn.Module, data_dir: str | Path, scenes: list[dict[
         pixels, weights, sides = [], [], []
         for row in chunk:
             image = Image.open(Path(data_dir) / row["image"]).convert("RGB")
-            boxes = np.zeros((len(row["objects"]), image.height, image.width), bool)
-            for k, o in enumerate(row["objects"]):
-                x0, y0, x1, y1 = o["box"]
-                boxes[k, y0:y1 + 1, x0:x1 + 1] = True
-            px, box_masks = transform.transform(image, Masks(boxes, np.ones(len(boxes), np.float32)))
-            cov = downsample(box_masks, encoder.grid, "area").flatten(1)  # (M, h*w)
+            regions = _regions(row, image.height, image.width, pool)
+            px, moved = transform.transform(image, Masks(regions, np.ones(len(regions), np.float32)))
+            cov = downsample(moved, encoder.grid, "area").flatten(1)  # (M, h*w)
+            if pool == "token":  # the patch holding (most of) the centre pixel
+                cov = nn.functional.one_hot(cov.argmax(1), cov.shape[1]).float()  # (M, h*w)
             pixels.append(px)
             sides.append(max(image.size))
             weights.append(cov / cov.sum(1, keepdim=True).clamp_min(1e-8))
@@ -122,15 +144,15 @@ def fit_probes(features: torch.Tensor, labels: dict[str, list[str]], groups: np.
 
 
 def probe_encoder(encoder: nn.Module, data_dir: str | Path, split: str = "train", images: int | None = 1500,
-                  seed: int = 0, shuffle: bool = False) -> dict[str, Any]:
-    """Object features of `images` images of `split`, then `fit_probes`; adds the object count."""
+                  seed: int = 0, shuffle: bool = False, pool: str = "box") -> dict[str, Any]:
+    """Object features of `images` images of `split` (`pool`: module doc), then `fit_probes`; adds the object count."""
     scenes = read_scenes(data_dir, split, images)
     was_training = encoder.training
     encoder.eval()
-    features, labels, groups = object_features(encoder, data_dir, scenes)
+    features, labels, groups = object_features(encoder, data_dir, scenes, pool=pool)
     encoder.train(was_training)
     report: dict[str, Any] = fit_probes(features, labels, groups, seed=seed, shuffle=shuffle)
-    report.update({"objects": int(len(features)), "images": len(scenes), "split": split})
+    report.update({"objects": int(len(features)), "images": len(scenes), "split": split, "pool": pool})
     return report
 
 

@@ -135,7 +135,9 @@ def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, 
     probe_path = encoder_dir / "probe.json"
     if not probe_path.is_file():
         encoder = ENCODERS.get(BASE.encoder.name).from_spec(BASE.encoder, path=str(encoder_dir))
-        probe_path.write_text(json.dumps(probe_encoder(encoder, data_dir, images=size.probe_images)))
+        probe = probe_encoder(encoder, data_dir, images=size.probe_images)  # box: what the features hold
+        probe["token"] = probe_encoder(encoder, data_dir, images=size.probe_images, pool="token")  # one token
+        probe_path.write_text(json.dumps(probe))
     return {"path": str(encoder_dir), "steps": report["steps"], "loss_first": report["loss_first"],
             "loss_last": report["loss_last"], "seconds": report["seconds"], "images": report.get("images"),
             "excluded": report.get("excluded", 0), "pooling": size.encoder.pooling, "region": size.encoder.region,

@@ -71,3 +71,27 @@ def test_probes_on_separable_features_and_a_clear_error_when_too_few_images():
 def test_read_scenes_names_a_folder_that_is_not_shapes_data(tmp_path):
     with pytest.raises(FileNotFoundError, match="scenes.jsonl"):
         read_scenes(tmp_path)
+
+
+def test_a_token_feature_is_the_patch_holding_the_object_centre(shapes_dir, encoder):
+    scenes = read_scenes(shapes_dir, "train", 2)
+    feats, labels, groups = object_features(encoder, shapes_dir, scenes, pool="token")
+    from PIL import Image
+
+    from og.masks.geometry import ImageTransform
+
+    k = 0
+    for row in scenes:
+        image = Image.open(shapes_dir / row["image"]).convert("RGB")
+        patches = encoder(ImageTransform.for_encoder(encoder).transform(image)[0][None])[0]  # (64, D) 8 x 8 grid
+        for o in row["objects"]:  # 64-px images, 8-px patches: the naive patch index of the centre pixel
+            torch.testing.assert_close(feats[k], patches[int(o["cy"]) // 8 * 8 + int(o["cx"]) // 8])
+            k += 1
+    assert k == len(feats) == len(labels["shape"])
+    with pytest.raises(ValueError, match="pool='mean' is not one of"):
+        object_features(encoder, shapes_dir, scenes, pool="mean")
+
+
+def test_the_token_probe_reads_colour_and_reports_its_pool(shapes_dir, encoder):
+    report = probe_encoder(encoder, shapes_dir, images=160, pool="token")
+    assert report["pool"] == "token" and report["mlp"]["color"] >= 0.9  # a patch holds its object's colour
