@@ -13,6 +13,12 @@ Three ways to compare B images with T texts (`pooling`):
 `phrase_loss` adds a region-concept term (RegionCLIP): each phrase of an image's caption against
 every distinct phrase text of the batch (its captions' and their hard negatives'), scored by the
 image's best mask, the image's other phrases left out; an InfoNCE per phrase, not per caption.
+
+`word_loss` goes down to single tokens (as FILIP aligns tokens, at the level of a phrase's region): every
+patch of a phrase's best-matching mask picks each word of its phrase against the batch's words the phrase
+lacks (a multi-positive InfoNCE, words embedded alone by the text tower), weighted by the mask's patch
+weights. Pooled objectives leave an object's shape in the pool of its tokens; this one asks each token
+for it (`og probe --pool token` measures it).
 """
 
 
@@ -128,3 +134,23 @@ def phrase_loss(objects: torch.Tensor, present: torch.Tensor, captions: list[str
             targets.append(index[q])
     logits = (scale * best[torch.tensor(rows)]).masked_fill(hide, float("-inf"))  # (N phrases, U)
     return nn.functional.cross_entropy(logits, torch.tensor(targets))
+
+
+def word_loss(tokens: torch.Tensor, objects: torch.Tensor, weights: torch.Tensor, captions: list[str],
+              text: TextTower, vocab: dict[str, int], length: int, scale: torch.Tensor) -> torch.Tensor:
+    """Per-token word InfoNCE (module docstring). tokens (B, P, E) and objects (B, O, E) normalized,
+    weights (B, O, P) each mask's patch weights (all-zero rows: no mask); captions: the B images'."""
+    own = [phrases(c) for c in captions]
+    flat = [q for qs in own for q in qs]
+    rows = torch.tensor([b for b, qs in enumerate(own) for _ in qs])  # (N,) each phrase's image
+    said = nn.functional.normalize(text(encode_words(flat, vocab, length)), dim=-1)  # (N, E)
+    fit = torch.einsum("noe,ne->no", objects[rows], said)  # (N, O)
+    region = fit.masked_fill(weights[rows].sum(-1) == 0, -2.0).argmax(1)  # (N,) each phrase's best mask
+    words = sorted({w for q in flat for w in WORD.findall(q)})
+    member = torch.tensor([[w in WORD.findall(q) for w in words] for q in flat])  # (N, V)
+    embedded = nn.functional.normalize(text(encode_words(words, vocab, 1)), dim=-1)  # (V, E)
+    logits = scale * tokens[rows] @ embedded.T  # (N, P, V)
+    others = logits.masked_fill(member[:, None], float("-inf")).logsumexp(-1, keepdim=True)  # (N, P, 1)
+    per_word = (torch.logaddexp(logits, others) - logits) * member[:, None]  # (N, P, V) -log p(word)
+    per_token = per_word.sum(-1) / member.sum(-1, keepdim=True)  # (N, P)
+    return (per_token * weights[rows, region]).sum(1).mean()

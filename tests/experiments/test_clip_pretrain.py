@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from og.data.shapes import ShapesConfig, write_shapes
 from og.experiments.clip_pretrain import ClipPretrainConfig, hard_negatives, pretrain_encoder
-from og.experiments.clip_towers import TextTower, encode_words, phrase_loss, phrases, similarities
+from og.experiments.clip_towers import TextTower, encode_words, phrase_loss, phrases, similarities, word_loss
 from og.registry import ENCODERS
 from og.spec import EncoderSpec
 
@@ -149,9 +149,45 @@ def test_phrase_loss_is_a_softmax_per_phrase_over_the_batchs_distinct_phrases():
     torch.testing.assert_close(loss, torch.stack(terms).mean())
 
 
+def test_word_loss_asks_every_token_of_the_phrases_best_mask_for_its_words():
+    """Against a naive loop: each phrase's best mask (by the pooled similarity), then for each of its
+    patches and each word of the phrase, -log softmax of that word against the words the phrase lacks,
+    averaged over the phrase's words and weighted by the mask's patch weights."""
+    torch.manual_seed(1)
+    vocab = {w: i + 2 for i, w in enumerate("a large small red blue circle square".split())}
+    text = TextTower(len(vocab) + 2, 16, 1, 8, max_len=4)
+    tokens = torch.nn.functional.normalize(torch.randn(2, 3, 8), dim=-1)  # (B, P, E)
+    objects = torch.nn.functional.normalize(torch.randn(2, 2, 8), dim=-1)  # (B, O, E)
+    weights = torch.tensor([[[0.5, 0.5, 0.0], [0.0, 0.2, 0.8]], [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])  # (B, O, P)
+    captions = ["a large red circle and a small blue square", "a small red square"]
+    scale = torch.tensor(4.0)
+    loss = word_loss(tokens, objects, weights, captions, text, vocab, 4, scale)
+    words = ["a", "blue", "circle", "large", "red", "small", "square"]
+    emb = torch.nn.functional.normalize(text(encode_words(words, vocab, 1)), dim=-1)  # (V, E)
+    terms = []
+    for b, caption in enumerate(captions):
+        for q in phrases(caption):
+            said = torch.nn.functional.normalize(text(encode_words([q], vocab, 4)), dim=-1)[0]
+            masks = [o for o in range(2) if weights[b, o].sum() > 0]
+            o = max(masks, key=lambda m: float(objects[b, m] @ said))
+            mine = q.split()
+            lacks = [v for v, w in enumerate(words) if w not in mine]
+            total = 0.0
+            for p in range(3):
+                logits = scale * emb @ tokens[b, p]  # (V,)
+                nll = [-torch.log_softmax(logits[[words.index(w)] + lacks], 0)[0] for w in mine]
+                total = total + weights[b, o, p] * torch.stack(nll).mean()
+            terms.append(total)
+    torch.testing.assert_close(loss, torch.stack(terms).mean())
+
+
 def test_phrase_loss_needs_objects_pooling_and_region_is_checked(data, tmp_path):
     with pytest.raises(ValueError, match="phrase_loss=1.0 needs pooling='objects'"):
         pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, phrase_loss=1.0))
+    with pytest.raises(ValueError, match="word_loss=5.0 needs pooling='objects'"):
+        pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, word_loss=5.0))
+    with pytest.raises(ValueError, match="lr_schedule='linear' is not one of"):
+        pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, lr_schedule="linear"))
     with pytest.raises(ValueError, match="region='disc' is not one of"):
         pretrain_encoder(data, tmp_path, dataclasses.replace(FAST, region="disc"))
 
@@ -164,6 +200,17 @@ def test_box_regions_with_the_phrase_loss_learn(data, tmp_path):
     config = dataclasses.replace(FAST, pooling="objects", region="box", phrase_loss=1.0)
     report = pretrain_encoder(data, tmp_path / "enc", config, masks=tmp_path / "masks")
     assert report["loss_last"] < report["loss_first"] - 0.5
+
+
+def test_the_word_loss_at_a_constant_lr_without_clipping_learns(data, tmp_path):
+    """The per-token word loss with its optimizer setting (constant lr, no clipping) lowers the loss."""
+    from og.data.shapes import write_oracle_store
+
+    write_oracle_store(data, tmp_path / "masks")
+    config = dataclasses.replace(FAST, pooling="objects", region="box", phrase_loss=1.0, word_loss=5.0,
+                                 lr_schedule="constant", max_grad_norm=0.0)
+    report = pretrain_encoder(data, tmp_path / "enc", config, masks=tmp_path / "masks")
+    assert report["loss_last"] < report["loss_first"] - 1.0 and report["config"]["word_loss"] == 5.0
 
 
 def test_a_report_written_before_a_config_field_existed_is_read_back(trained, data, tmp_path):
