@@ -179,7 +179,7 @@ def train(
     """Train one stage (any unknown --key value is a transformers TrainingArguments override)."""
     import og
     from og.train.recipes import recipe_for
-    from og.train.run import run_stage, training_arguments
+    from og.train.run import leave_process_group, run_stage, training_arguments
     from og.train.stages import LoraSettings, get_stage
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -227,11 +227,7 @@ def train(
                        base=base, **overrides)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary, from the main process
         _summary(stage, result)
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():  # under torchrun: leave together, not torn down at exit
-        dist.barrier()
-        dist.destroy_process_group()
+    leave_process_group()  # under torchrun: the ranks leave together, not torn down at exit
 
 
 def _summary(stage: str, result: Any) -> None:

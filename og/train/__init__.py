@@ -8,8 +8,9 @@ recipes per preset family (`og-llava`, `llava-1.5`) are `og.train.recipes.RECIPE
 
 from og.train.export import export_model, export_run
 from og.train.recipes import RECIPES, Recipe, StageRecipe, get_recipe
-from og.train.run import TrainResult, deepspeed_config, run_stage, training_arguments
+from og.train.run import TrainResult, deepspeed_config, leave_process_group, run_stage, training_arguments
 from og.train.stages import STAGES, LoraSettings, Stage, get_stage
 
 __all__ = ["RECIPES", "STAGES", "LoraSettings", "Recipe", "Stage", "StageRecipe", "TrainResult", "deepspeed_config",
-           "export_model", "export_run", "get_recipe", "get_stage", "run_stage", "training_arguments"]
+           "export_model", "export_run", "get_recipe", "get_stage", "leave_process_group", "run_stage",
+           "training_arguments"]

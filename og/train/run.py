@@ -210,3 +210,13 @@ def layout_summary(trainer: OGTrainer) -> dict[str, Any]:
     if trainer.args.should_log and counts.images:
         (log.warning if counts.over_budget else log.info)("%s", counts.line())
     return counts.summary()
+
+
+def leave_process_group() -> None:
+    """Under torchrun, all ranks leave the process group together once the caller's last stage is done
+    (a group left to interpreter exit tears down with SIGABRT now and then); a no-op in one process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer
 
 import og
 from og.masks.store import MaskStore
-from og.train import run_stage
+from og.train import leave_process_group, run_stage
 
 SPEC = "clip:tiny+none+masktoken+none+mlp2x_gelu+tiny-llama"
 
@@ -38,9 +38,7 @@ def main(toy: str, tokenizer: str, out: str, deepspeed: str, steps: str) -> None
     if int(os.environ.get("RANK", "0")) == 0:
         Path(out, "losses.json").write_text(json.dumps({"losses": result.losses, "world_size": result.world_size,
                                                         "zero_stage": result.zero_stage}))
-    if torch.distributed.is_initialized():  # a process group left to exit tears down (SIGABRT) now and then
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    leave_process_group()  # as `og train` does: a group left to exit tears down (SIGABRT) now and then
 
 
 if __name__ == "__main__":
