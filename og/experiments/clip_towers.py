@@ -146,8 +146,9 @@ def word_loss(tokens: torch.Tensor, objects: torch.Tensor, weights: torch.Tensor
     said = nn.functional.normalize(text(encode_words(flat, vocab, length)), dim=-1)  # (N, E)
     fit = torch.einsum("noe,ne->no", objects[rows], said)  # (N, O)
     region = fit.masked_fill(weights[rows].sum(-1) == 0, -2.0).argmax(1)  # (N,) each phrase's best mask
-    words = sorted({w for q in flat for w in WORD.findall(q)})
-    member = torch.tensor([[w in WORD.findall(q) for w in words] for q in flat])  # (N, V)
+    split = [set(WORD.findall(q)) for q in flat]  # each phrase's words
+    words = sorted(set().union(*split))
+    member = torch.tensor([[w in said_words for w in words] for said_words in split])  # (N, V)
     embedded = nn.functional.normalize(text(encode_words(words, vocab, 1)), dim=-1)  # (V, E)
     logits = scale * tokens[rows] @ embedded.T  # (N, P, V)
     others = logits.masked_fill(member[:, None], float("-inf")).logsumexp(-1, keepdim=True)  # (N, P, 1)
