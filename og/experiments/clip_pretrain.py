@@ -51,6 +51,7 @@ from og.experiments.clip_towers import (
     object_embeddings,
     phrase_ids,
     phrase_loss,
+    position_loss,
     similarities,
     word_loss,
 )
@@ -83,6 +84,7 @@ class ClipPretrainConfig:
     region: str = "mask"  # what `objects` pooling pools: "mask" (its pixels) or "box" (its bounding box)
     phrase_loss: float = 0.0  # weight of the per-phrase InfoNCE (RegionCLIP region-concept; `objects` only)
     word_loss: float = 0.0  # weight of the per-token word InfoNCE (clip_towers.word_loss; `objects` only)
+    position_loss: float = 0.0  # weight of the per-token position prediction (clip_towers.position_loss)
     lr_schedule: str = "cosine"  # "cosine" (linear warm-up, cosine decay) or "constant" (neither)
     max_grad_norm: float = 1.0  # gradient clipping (0: none)
     save_every: int = 250
@@ -222,6 +224,8 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
     head = nn.ModuleDict({"image": nn.Linear(encoder.dim, cfg.embed_dim, bias=False)})
     scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     head.register_parameter("scale", scale)
+    if cfg.position_loss:
+        head["position"] = nn.Linear(encoder.dim, sum(encoder.grid))
     modules = {"encoder": encoder, "text": text, "head": head}
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -259,6 +263,8 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
             tokens = nn.functional.normalize(head["image"](patches), dim=-1)  # (B, P, E)
             loss = loss + cfg.word_loss * word_loss(tokens, objects, weights[batch], captions, text, vocab, length,
                                                     scale)
+        if cfg.position_loss:
+            loss = loss + cfg.position_loss * position_loss(patches, head["position"], encoder.grid)
         opt.zero_grad()
         loss.backward()
         if cfg.max_grad_norm:

@@ -155,3 +155,15 @@ def word_loss(tokens: torch.Tensor, objects: torch.Tensor, weights: torch.Tensor
     per_word = (torch.logaddexp(logits, others) - logits) * member[:, None]  # (N, P, V) -log p(word)
     per_token = per_word.sum(-1) / member.sum(-1, keepdim=True)  # (N, P)
     return (per_token * weights[rows, region]).sum(1).mean()
+
+
+def position_loss(patches: torch.Tensor, head: nn.Module, grid: tuple[int, int]) -> torch.Tensor:
+    """Each token names its own row and column of the patch grid (a label-free pretext: the patch index
+    is the input's own, as in Zhai et al. 2022's position prediction, without masking the position
+    embeddings). patches (B, P, D) with P = h * w; head: a linear map D -> h + w."""
+    h, w = grid
+    logits = head(patches)  # (B, P, h + w)
+    rows = torch.arange(h).repeat_interleave(w).expand(len(patches), -1)  # (B, P)
+    cols = torch.arange(w).repeat(h).expand(len(patches), -1)  # (B, P)
+    return 0.5 * (nn.functional.cross_entropy(logits[..., :h].flatten(0, 1), rows.flatten())
+                  + nn.functional.cross_entropy(logits[..., h:].flatten(0, 1), cols.flatten()))

@@ -11,7 +11,15 @@ from safetensors.torch import load_file
 
 from og.data.shapes import ShapesConfig, write_shapes
 from og.experiments.clip_pretrain import ClipPretrainConfig, hard_negatives, pretrain_encoder
-from og.experiments.clip_towers import TextTower, encode_words, phrase_loss, phrases, similarities, word_loss
+from og.experiments.clip_towers import (
+    TextTower,
+    encode_words,
+    phrase_loss,
+    phrases,
+    position_loss,
+    similarities,
+    word_loss,
+)
 from og.registry import ENCODERS
 from og.spec import EncoderSpec
 
@@ -178,6 +186,20 @@ def test_word_loss_asks_every_token_of_the_phrases_best_mask_for_its_words():
                 nll = [-torch.log_softmax(logits[[words.index(w)] + lacks], 0)[0] for w in mine]
                 total = total + weights[b, o, p] * torch.stack(nll).mean()
             terms.append(total)
+    torch.testing.assert_close(loss, torch.stack(terms).mean())
+
+
+def test_position_loss_asks_each_token_for_its_own_row_and_column():
+    """Against a naive loop over a 2 x 3 grid: the mean over tokens of the row and column cross-entropies."""
+    torch.manual_seed(2)
+    patches, head = torch.randn(2, 6, 5), torch.nn.Linear(5, 2 + 3)  # (B, h*w, D); D -> h + w
+    loss = position_loss(patches, head, (2, 3))
+    terms = []
+    for b in range(2):
+        for p in range(6):
+            row, col = divmod(p, 3)
+            logits = head(patches[b, p])  # (h + w,)
+            terms.append(0.5 * (-torch.log_softmax(logits[:2], 0)[row] - torch.log_softmax(logits[2:], 0)[col]))
     torch.testing.assert_close(loss, torch.stack(terms).mean())
 
 
