@@ -72,6 +72,9 @@ def _encoder_bar(on_step: Any) -> Any:
     return lambda step, total, loss: on_step(stage, 0, f"contrastive pretraining (loss {loss:.2f})", step, total)
 
 
+LOSS_TERMS = ("phrase_loss", "word_loss", "position_loss")  # the stand-in's added terms, as the line names them
+
+
 def encoder_line(encoder: dict[str, Any]) -> str:
     """'encoder: contrastive pretraining (objects pooling over boxes, phrase loss 1.0) on 10,000 images, N steps,
     loss a -> b, probe ...'."""
@@ -82,9 +85,10 @@ def encoder_line(encoder: dict[str, Any]) -> str:
     if encoder.get("pooling"):
         region = {"mask": " over masks", "box": " over boxes"}.get(encoder.get("region", "")) or ""
         region = region if encoder["pooling"] == "objects" else ""
-        phrase = f", phrase loss {encoder['phrase_loss']:g}" if encoder.get("phrase_loss") else ""
-        pooling = f" ({encoder['pooling']} pooling{region}{phrase})"
-    return (f"encoder: contrastive pretraining{pooling}{images}, {encoder['steps']} steps, loss "
+        terms = "".join(f", {name.replace('_', ' ')} {encoder[name]:g}" for name in LOSS_TERMS if encoder.get(name))
+        pooling = f" ({encoder['pooling']} pooling{region}{terms})"
+    took = f" ({encoder['seconds']:.0f} s on {encoder['threads']} threads)" if encoder.get("threads") else ""
+    return (f"encoder: contrastive pretraining{pooling}{images}, {encoder['steps']} steps{took}, loss "
             f"{encoder['loss_first']:.2f} -> "
             f"{encoder['loss_last']:.2f}; probe on {encoder['probe']['objects']} train objects, MLP (linear): "
             f"{format_probe(encoder['probe'])}"
@@ -102,7 +106,7 @@ def _report(outcome: dict[str, Any]) -> None:
         _console().print(f"{name}: {path}")
 
 
-def _frontier(out: Path, fast: bool, seeds: int, jobs: int, threads: int) -> None:
+def _frontier(out: Path, fast: bool, seeds: int, jobs: int, threads: int, encoder_threads: int) -> None:
     """`og quickstart --frontier`: the sweep on the quickstart's data; its table, frontier.json and chart."""
     from og.experiments.frontier import SWEEP, run_frontier
     from og.experiments.frontier_report import frontier_table, goal_line
@@ -112,7 +116,8 @@ def _frontier(out: Path, fast: bool, seeds: int, jobs: int, threads: int) -> Non
     with _progress() as (on_step, on_done):
         outcome = run_frontier(out, fast=fast, seeds=seeds, sweep=SWEEP, on_step=on_step, on_done=on_done,
                                notify=lambda line: _console().print(f"[yellow]{line}"),
-                               on_encoder_step=_encoder_bar(on_step), jobs=jobs, threads=threads)
+                               on_encoder_step=_encoder_bar(on_step), jobs=jobs, threads=threads,
+                               encoder_threads=encoder_threads)
     _console().print(encoder_line(outcome["encoder"]))
     _console().print(frontier_table(outcome["rows"]))
     _console().print(goal_line(outcome["goal"]))
@@ -141,8 +146,9 @@ def quickstart(
         torch.set_num_threads(1)
     threads = torch.get_num_threads()  # each parallel run's
     jobs = jobs or max(1, usable_cores() // threads)
+    encoder_threads = threads if "OMP_NUM_THREADS" in os.environ else usable_cores()  # one process: every core
     if frontier:
-        return _frontier(out, fast, seeds, jobs, threads)
+        return _frontier(out, fast, seeds, jobs, threads, encoder_threads)
     names = ", ".join(v.label for v in variants(all_variants))
     _console().print(f"[bold]og quickstart[/] -> {out}  variants: {names}; seeds: {seeds}"
                   f"{' (fast: pipeline check, numbers mean nothing)' if fast else ''}")
@@ -152,7 +158,8 @@ def quickstart(
                      "on captions, stage 2 trains the connector and LoRA on questions.")
     with _progress() as (on_step, on_done):
         outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_step=on_step,
-                                 on_done=on_done, on_encoder_step=_encoder_bar(on_step), jobs=jobs, threads=threads)
+                                 on_done=on_done, on_encoder_step=_encoder_bar(on_step), jobs=jobs, threads=threads,
+                                 encoder_threads=encoder_threads)
     _console().print(encoder_line(outcome["encoder"]))
     _report(outcome)
 

@@ -284,6 +284,7 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
     k = max(1, min(20, len(losses) // 10))  # the loss at the start and the end: means over k steps
     report = {"config": asdict(cfg), "steps": step, "loss_first": float(np.mean(losses[:k])),
               "loss_last": float(np.mean(losses[-k:])), "seconds": round(time.time() - start, 1),
+              "threads": torch.get_num_threads(),  # the weights depend on it (the order of the sums)
               "images": len(texts), "excluded": excluded, "losses": losses[:: max(1, len(losses) // 100)]}
     report_path.write_text(json.dumps(report))
     state_path.unlink(missing_ok=True)

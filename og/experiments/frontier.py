@@ -134,7 +134,7 @@ def unreached_budgets(variants: list[Variant], data: AblationData) -> dict[str, 
 def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 3,
                  sweep: tuple[Entry, ...] | list[Entry] = SWEEP, notify: Callable[[str], None] | None = None,
                  on_done: Any = None, on_step: Any = None, on_encoder_step: Any = None, jobs: int = 1,
-                 threads: int = 1) -> dict[str, Any]:
+                 threads: int = 1, encoder_threads: int | None = None) -> dict[str, Any]:
     """Prepare the quickstart's data in `out`, run the sweep into `out/frontier`; returns
     {"rows", "results", "skipped", "twins", "goal", "encoder", "paths"}. `notify(line)` reports skipped entries
     and budgets no image reaches (default: the log); `on_encoder_step` the encoder pretraining's progress;
@@ -151,7 +151,8 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
         (notify or log.warning)(skip_notice(skipped, len(sweep)))
     if not runnable:
         raise ValueError(f"none of the {len(sweep)} sweep entries can run: {skip_notice(skipped, len(sweep))}")
-    data = prepare_data(out, size, on_encoder_step=on_encoder_step)  # the quickstart's data and encoder
+    # the quickstart's data and encoder
+    data = prepare_data(out, size, on_encoder_step=on_encoder_step, encoder_threads=encoder_threads)
     data = replace(data, benches={"test": data.benches["test"]})  # the frontier reports the test split only
     runs_dir = out / "frontier"
     twins = unreached_budgets([v for _, v in runnable], data)

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from og.data.shapes.scene import ShapesConfig
@@ -86,12 +89,14 @@ SIZES = {
     "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=8, batch_size=16, stage1_lr=1e-3,
                                              stage2_lr=1e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128,
                                              lm_epochs=2),
-                    ClipPretrainConfig(steps=1500, position_std=2.0, pooling="objects", region="box", phrase_loss=1.0),
+                    ClipPretrainConfig(steps=3000, position_std=2.0, pooling="objects", region="box", phrase_loss=1.0,
+                                       word_loss=5.0, position_loss=1.0, lr_schedule="constant", max_grad_norm=0.0),
                     pretrain_images=10_000),
     "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=1e-3,
                                       stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32, lm_epochs=1),
-                 ClipPretrainConfig(steps=20, batch_size=32, warmup=5, save_every=10, position_std=2.0,
-                                    pooling="objects", region="box", phrase_loss=1.0),
+                 ClipPretrainConfig(steps=20, batch_size=32, save_every=10, position_std=2.0, pooling="objects",
+                                    region="box", phrase_loss=1.0, word_loss=5.0, position_loss=1.0,
+                                    lr_schedule="constant", max_grad_norm=0.0),
                  probe_images=96),
 }
 # 1-3 objects: single-object images let the tiny model learn colour and size words first
@@ -116,9 +121,22 @@ def pretraining_set(out: Path, data_dir: Path, size: Size, seed: int) -> tuple[P
     return folder, store
 
 
-def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, seed: int = 0) -> dict[str, Any]:
-    """Pretrain the stand-in for CLIP once per data folder (resumable) and probe it; the report.
-    No test image is pretrained on (their hashes are excluded)."""
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to `threads` inside (None: left as it is), restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, seed: int = 0,
+                    threads: int | None = None) -> dict[str, Any]:
+    """Pretrain the stand-in for CLIP once per data folder (resumable) and probe it, on `threads` torch
+    threads (None: the caller's; unlike the tiny LLM's runs, its batch-64 steps gain from a second core);
+    the report. No test image is pretrained on (their hashes are excluded)."""
     from og.data.shapes.dataset import image_hash
     from og.eval.probe import probe_encoder
     from og.experiments.clip_pretrain import pretrain_encoder
@@ -130,8 +148,9 @@ def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, 
         images, masks = pretraining_set(out, data_dir, size, seed)
         test = frozenset(image_hash(np.asarray(Image.open(p).convert("RGB")))
                          for p in sorted((data_dir / "images" / "test").glob("*.png")))
-    report = pretrain_encoder(images, encoder_dir, size.encoder, on_step=on_step,
-                              masks=masks if size.encoder.pooling == "objects" else None, exclude=test)
+    with torch_threads(threads):
+        report = pretrain_encoder(images, encoder_dir, size.encoder, on_step=on_step,
+                                  masks=masks if size.encoder.pooling == "objects" else None, exclude=test)
     probe_path = encoder_dir / "probe.json"
     if not probe_path.is_file():
         encoder = ENCODERS.get(BASE.encoder.name).from_spec(BASE.encoder, path=str(encoder_dir))
@@ -141,13 +160,15 @@ def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, 
     return {"path": str(encoder_dir), "steps": report["steps"], "loss_first": report["loss_first"],
             "loss_last": report["loss_last"], "seconds": report["seconds"], "images": report.get("images"),
             "excluded": report.get("excluded", 0), "pooling": size.encoder.pooling, "region": size.encoder.region,
-            "phrase_loss": size.encoder.phrase_loss,
+            "phrase_loss": size.encoder.phrase_loss, "word_loss": size.encoder.word_loss,
+            "position_loss": size.encoder.position_loss, "threads": report.get("threads"),
             "probe": json.loads(probe_path.read_text())}
 
 
-def prepare_data(out: Path, size: Size, seed: int = 0, on_encoder_step: Any = None) -> AblationData:
+def prepare_data(out: Path, size: Size, seed: int = 0, on_encoder_step: Any = None,
+                 encoder_threads: int | None = None) -> AblationData:
     """Write the shapes data, its oracle store, SLIC store, train probes and tokenizer, and pretrain the
-    encoder (idempotent); `AblationData.encoder` holds the encoder's report."""
+    encoder on `encoder_threads` (idempotent); `AblationData.encoder` holds the encoder's report."""
     from og.data.shapes import ShapesDataset, probes, read_texts, write_oracle_store, write_shapes
     from og.data.tokenizer import train_tokenizer
     from og.masks.store import MaskStore
@@ -171,7 +192,7 @@ def prepare_data(out: Path, size: Size, seed: int = 0, on_encoder_step: Any = No
     (data_dir / "text_only.json").write_text(json.dumps(text_only))
     tokenizer = train_tokenizer(read_texts(data_dir))
     tokenizer.save_pretrained(out / "tokenizer")
-    encoder = prepare_encoder(out, data_dir, size, on_step=on_encoder_step, seed=seed)
+    encoder = prepare_encoder(out, data_dir, size, on_step=on_encoder_step, seed=seed, threads=encoder_threads)
     return AblationData(
         stage1=[str(files.stage1)], stage2=[str(files.stage2)], image_root=data_dir,
         benches={"test": BenchRun("shapes", data_dir), "train": BenchRun("shapes", data_dir,
@@ -197,9 +218,11 @@ def _claim(out: Path, identity: dict[str, Any]) -> None:
 
 def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seeds: int = 1,
                    all_variants: bool = False, on_done: Any = None, on_step: Any = None,
-                   on_encoder_step: Any = None, jobs: int = 1, threads: int = 1) -> dict[str, Any]:
+                   on_encoder_step: Any = None, jobs: int = 1, threads: int = 1,
+                   encoder_threads: int | None = None) -> dict[str, Any]:
     """Everything above; returns {"summary", "results", "paths"}. `jobs` runs side by side (processes
-    of `threads` threads each; the same numbers as one after another at the same thread count)."""
+    of `threads` threads each; the same numbers as one after another at the same thread count); the
+    encoder pretrains on `encoder_threads` (None: the caller's count; its weights depend on it)."""
     from og.experiments.ablate import ensure_store
     from og.experiments.ablate_report import accuracy_chart, chance_levels, examples_figure, summarize, write_json
     from og.masks.store import MaskStore
@@ -207,7 +230,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", fast: bool = False, seed
     out = Path(out)
     size = SIZES["fast" if fast else "default"]
     _claim(out, {"size": "fast" if fast else "default", **asdict(size), "scenes": asdict(SCENES)})
-    data = prepare_data(out, size, on_encoder_step=on_encoder_step)
+    data = prepare_data(out, size, on_encoder_step=on_encoder_step, encoder_threads=encoder_threads)
     chosen = variants(all_variants)
     for v in chosen:
         if v.masks:

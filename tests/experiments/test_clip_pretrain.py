@@ -224,15 +224,29 @@ def test_box_regions_with_the_phrase_loss_learn(data, tmp_path):
     assert report["loss_last"] < report["loss_first"] - 0.5
 
 
-def test_the_word_loss_at_a_constant_lr_without_clipping_learns(data, tmp_path):
-    """The per-token word loss with its optimizer setting (constant lr, no clipping) lowers the loss."""
+def test_the_quickstarts_setting_learns_and_resumes_with_its_position_head(data, tmp_path):
+    """Word and position losses at a constant lr without clipping (the quickstart's stand-in) lower the
+    loss, and a killed run resumes to the same weights (the position head's state included)."""
     from og.data.shapes import write_oracle_store
 
     write_oracle_store(data, tmp_path / "masks")
     config = dataclasses.replace(FAST, pooling="objects", region="box", phrase_loss=1.0, word_loss=5.0,
-                                 lr_schedule="constant", max_grad_norm=0.0)
+                                 position_loss=1.0, lr_schedule="constant", max_grad_norm=0.0)
     report = pretrain_encoder(data, tmp_path / "enc", config, masks=tmp_path / "masks")
-    assert report["loss_last"] < report["loss_first"] - 1.0 and report["config"]["word_loss"] == 5.0
+    assert report["loss_last"] < report["loss_first"] - 1.0 and report["config"]["position_loss"] == 1.0
+
+    def stop(step, total, loss):
+        if step == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_encoder(data, tmp_path / "again", config, masks=tmp_path / "masks", on_step=stop)
+    assert "head.position.weight" in load_file(str(tmp_path / "again" / "state.safetensors"))
+    pretrain_encoder(data, tmp_path / "again", config, masks=tmp_path / "masks")
+    a = load_file(str(tmp_path / "enc" / "model.safetensors"))
+    b = load_file(str(tmp_path / "again" / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
 
 
 def test_a_report_written_before_a_config_field_existed_is_read_back(trained, data, tmp_path):

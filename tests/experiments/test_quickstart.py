@@ -9,7 +9,10 @@ from typer.testing import CliRunner
 from cli.main import app
 
 
-def test_quickstart_fast_end_to_end(tmp_path):
+def test_quickstart_fast_end_to_end(tmp_path, monkeypatch):
+    from cli.quickstart import usable_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the encoder stage then takes every core
     out = tmp_path / "qs"
     result = CliRunner().invoke(app, ["quickstart", "--fast", "--out", str(out)], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -30,7 +33,9 @@ def test_quickstart_fast_end_to_end(tmp_path):
         assert all(loss == loss for loss in run["losses"]["stage2"])  # finite
     text = " ".join(result.output.split())
     assert "test accuracy" in text and "train accuracy" in text and "bind" in text
-    assert "encoder: contrastive pretraining (objects pooling over boxes, phrase loss 1) on 96 images" in text
+    assert ("encoder: contrastive pretraining (objects pooling over boxes, phrase loss 1, word loss 5, position loss 1)"
+            " on 96 images, 20 steps (") in text and f"s on {usable_cores()} threads)" in text
+    assert record["meta"]["encoder"]["threads"] == usable_cores()
     assert "one token (the object's centre patch): shape" in text  # the token probe beside the box probe
     probe = record["meta"]["encoder"]["probe"]
     assert probe["pool"] == "box" and probe["token"]["pool"] == "token"
