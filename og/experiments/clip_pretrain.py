@@ -19,6 +19,9 @@ not (see `og probe`). This stage trains the tiny `clip` encoder CLIP-style on th
   every token of a phrase's region for the phrase's words (the pooled terms leave shape in the pool of
   an object's tokens, not in any one: token probe 0.35 linear; with `word_loss=5`, `lr_schedule=
   "constant"` and `max_grad_norm=0`, 0.70 at 1,500 steps and 0.98 at 3,000, with less position; README);
+  `position_loss` has every token name its own grid row and column (a linear head, cross-entropy; the
+  patch index is the input's own), which keeps position in every token (0.97-0.98) while the word loss
+  trains: the quickstart's default;
 - the position embeddings start at std `position_std` (CLIP's init gives 0.02, too small for a
   2-4 block ViT to keep where a patch is; at 1.0 a linear probe reads an object's half of the image).
 
