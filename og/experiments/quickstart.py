@@ -210,8 +210,10 @@ def _claim(out: Path, identity: dict[str, Any]) -> None:
     defaults = {"schedule": asdict(Schedule()), "encoder": asdict(ClipPretrainConfig()),
                 "scenes": asdict(ShapesConfig())}  # the configs a field may be added to
     if as_written(held, defaults) != identity:
-        raise ValueError(f"{out} holds a quickstart of {held.get('size', 'another')!r} size; pass another --out or "
-                         "remove the folder")
+        same = held.get("size") == identity["size"]
+        other = " with another configuration (e.g. an older og's defaults)" if same else ""
+        raise ValueError(f"{out} holds a quickstart of {held.get('size', 'another')!r} size{other}; pass another --out "
+                         "or remove the folder")
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(identity))
 

@@ -70,5 +70,5 @@ def test_a_folder_written_before_a_config_field_existed_is_still_the_same_run(tm
         _claim(tmp_path, trained_whole)  # the missing field is its default, not whatever is asked now
     changed = {**older, "schedule": {**older["schedule"], "stage2_epochs": 16}}
     (tmp_path / "quickstart.json").write_text(json.dumps(changed))
-    with pytest.raises(ValueError, match="holds a quickstart of 'default' size"):
+    with pytest.raises(ValueError, match="holds a quickstart of 'default' size with another configuration"):
         _claim(tmp_path, identity)
