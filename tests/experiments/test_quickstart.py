@@ -68,7 +68,7 @@ def test_a_folder_written_before_a_config_field_existed_is_still_the_same_run(tm
     trained_whole = {**identity, "schedule": asdict(replace(size.schedule, train_llm_stage2=True))}
     with pytest.raises(ValueError, match="holds a quickstart of 'default' size"):
         _claim(tmp_path, trained_whole)  # the missing field is its default, not whatever is asked now
-    changed = {**older, "schedule": {**older["schedule"], "stage2_epochs": 16}}
+    changed = {**older, "schedule": {**older["schedule"], "stage2_epochs": 24}}
     (tmp_path / "quickstart.json").write_text(json.dumps(changed))
     with pytest.raises(ValueError, match="holds a quickstart of 'default' size with another configuration"):
         _claim(tmp_path, identity)
