@@ -24,8 +24,9 @@ def relation(
                                       "masktoken+oracle."),
     only: list[str] = typer.Option([], help="Run only the variant with this label (repeatable; e.g. one process "
                                    "per variant)."),
-    kind: str = typer.Option("relation", help="The questions: relation, or an attribute (shape, color, size: "
-                             "'What shape is the red object?')."),
+    kind: str = typer.Option("relation", help="The questions: relation, center ('Is the red circle left or right "
+                             "of the center?'), or an attribute (shape, color, size: 'What shape is the red "
+                             "object?')."),
 ) -> None:
     """Train each variant on relation questions alone (answer-only loss, the encoder frozen) and print
     its held-out learning curve: can the model learn relations from these visual tokens, and how fast?

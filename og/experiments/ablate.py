@@ -89,6 +89,7 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
                                                                                     dropout=0.0),
                            train_llm=schedule.train_llm_stage2,
                            num_train_epochs=schedule.stage2_epochs, learning_rate=schedule.stage2_lr,
+                           lr_scheduler_type=schedule.stage2_lr_scheduler, max_grad_norm=schedule.stage2_max_grad_norm,
                            callbacks=[_StepReport("stage 2", report)], **common)
     train_seconds = time.time() - start
     report("eval", 0, 1)

@@ -59,6 +59,15 @@ class Schedule:
     lora_r: int = 128
     lora_alpha: int = 256
     max_length: int = 2048
+    stage2_lr_scheduler: str = "cosine"  # transformers' lr_scheduler_type of stage 2 (LLaVA's: cosine)
+    stage2_max_grad_norm: float = 1.0  # gradient clipping in stage 2 (LLaVA's: 1.0; 0 = none)
+
+    def __post_init__(self) -> None:
+        from transformers import SchedulerType
+
+        names = [t.value for t in SchedulerType]
+        if self.stage2_lr_scheduler not in names:
+            raise ValueError(f"stage2_lr_scheduler={self.stage2_lr_scheduler!r}; use one of {names}")
 
 
 def parse_vary(flags: list[str]) -> dict[str, list[str]]:

@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class Size:
     probe_images: int = 1500  # train images whose objects the encoder probe reads
     pretrain_images: int = 0  # images the encoder pretrains on: 0 = the training images; more = a bigger
     # generated training set of its own (the same generator and seed, so it starts with the training images)
+    questions_per_image: int | None = 4  # stage-2 questions per training image (None: every question it has)
 
 
 # Stage 2's LoRA has rank 64 on a 64-wide LLM: it can reach any update of the tiny model.
@@ -174,7 +175,8 @@ def prepare_data(out: Path, size: Size, seed: int = 0, on_encoder_step: Any = No
     from og.masks.store import MaskStore
 
     data_dir = out / "data"
-    files = write_shapes(data_dir, size.n_train, size.n_test, seed=seed, config=SCENES, progress=True, overwrite=True)
+    files = write_shapes(data_dir, size.n_train, size.n_test, seed=seed, config=SCENES, progress=True, overwrite=True,
+                         questions_per_image=size.questions_per_image)
     oracle_dir = out / "masks" / "oracle"
     if not (oracle_dir.exists() and len(MaskStore(oracle_dir)) == size.n_train + size.n_test):
         write_oracle_store(data_dir, oracle_dir, masks=files.masks)
@@ -207,7 +209,8 @@ def _claim(out: Path, identity: dict[str, Any]) -> None:
     marker = out / "quickstart.json"
     identity = jsonable(identity)  # tuples as lists, as read back
     held = json.loads(marker.read_text()) if marker.is_file() else identity
-    defaults = {"schedule": asdict(Schedule()), "encoder": asdict(ClipPretrainConfig()),
+    defaults = {**{f.name: f.default for f in fields(Size) if f.default is not MISSING},
+                "schedule": asdict(Schedule()), "encoder": asdict(ClipPretrainConfig()),
                 "scenes": asdict(ShapesConfig())}  # the configs a field may be added to
     if as_written(held, defaults) != identity:
         same = held.get("size") == identity["size"]

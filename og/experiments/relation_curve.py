@@ -38,7 +38,7 @@ from og.eval.relation_probe import AXES, held_out_pairs, relation_pairs
 from og.experiments.records import as_written
 
 WORDS = {"left_right": ("left", "right"), "above_below": ("above", "below")}  # A first on the axis: word 0
-KINDS = ("relation", "shape", "color", "size")
+KINDS = ("relation", "center", "shape", "color", "size")
 REFERENT = {"shape": ("color",), "color": ("shape",), "size": ("color", "shape")}  # how an attribute question names
 
 
@@ -82,10 +82,32 @@ def attribute_questions(scenes: list[dict[str, Any]], attr: str) -> list[Relatio
     return out
 
 
-def curve_questions(scenes: list[dict[str, Any]], kind: str) -> list[RelationQuestion]:
-    """The questions of a learning curve of `kind` (one of `KINDS`)."""
+def center_questions(scenes: list[dict[str, Any]], width: int, height: int) -> list[RelationQuestion]:
+    """Per object named by colour + shape, per axis on which its box lies wholly on one side of the
+    image's centre line: "Is the red circle left or right of the center?" (the data's
+    `left_right_center` / `above_below_center`)."""
+    out = []
+    for i, row in enumerate(scenes):
+        for obj in row["objects"]:
+            if sum(o["color"] == obj["color"] and o["shape"] == obj["shape"] for o in row["objects"]) != 1:
+                continue
+            for kind, (lo, hi), middle in (("left_right", (0, 2), width / 2), ("above_below", (1, 3), height / 2)):
+                start, end = obj["box"][lo], obj["box"][hi] + 1  # the box's pixels: [start, end)
+                if start < middle < end:
+                    continue
+                question = TEMPLATES[f"{kind}_center"].format(a=f"{obj['color']} {obj['shape']}")
+                out.append(RelationQuestion(i, row["image"], question, WORDS[kind], 0 if end <= middle else 1))
+    return out
+
+
+def curve_questions(scenes: list[dict[str, Any]], kind: str, image_size: tuple[int, int] = (0, 0)
+                    ) -> list[RelationQuestion]:
+    """The questions of a learning curve of `kind` (one of `KINDS`); `image_size` (width, height)
+    places the centre lines of `center`."""
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}; use one of {KINDS}")
+    if kind == "center":
+        return center_questions(scenes, *image_size)
     return relation_questions(scenes) if kind == "relation" else attribute_questions(scenes, kind)
 
 
@@ -147,7 +169,8 @@ def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, sp
     """Train `model` (all but its vision encoder) on questions of `kind` alone; the held-out curve (see
     the module docstring). `shuffle` permutes the training answers (a control: held-out at chance)."""
     scenes = read_scenes(data_dir, split, images)
-    questions = curve_questions(scenes, kind)
+    with Image.open(Path(data_dir) / scenes[0]["image"]) as first:
+        questions = curve_questions(scenes, kind, first.size)
     if not questions:
         raise ValueError(f"the {len(scenes)} {split!r} images have no {kind} question (a relation needs two "
                          "objects apart on an axis); use more images or scenes with two or more objects")

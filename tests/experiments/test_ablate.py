@@ -73,15 +73,24 @@ def test_ablate_cli_runs_a_grid_and_builds_missing_stores(tmp_path):
         assert a["scores"] == b["scores"] and a["losses"] == b["losses"], a["label"]
 
 
-def test_stage_2_trains_lora_or_with_the_flag_the_whole_llm(tmp_path):
+def test_stage_2_trains_lora_or_with_the_flag_the_whole_llm(tmp_path, monkeypatch):
+    import og.train.run
     from og.data.shapes import read_texts, write_shapes
     from og.data.tokenizer import train_tokenizer
 
     data = tmp_path / "data"
     write_shapes(data, n_train=8, n_test=4, seed=2, questions_per_image=None)
     train_tokenizer(read_texts(data)).save_pretrained(tmp_path / "tok")
+    made, real = [], og.train.run.training_arguments  # the arguments each stage's Trainer gets
+
+    def recorded(stage, output_dir, deepspeed=None, **overrides):
+        made.append((stage.name, args := real(stage, output_dir, deepspeed, **overrides)))
+        return args
+
+    monkeypatch.setattr(og.train.run, "training_arguments", recorded)
     trains = {}
-    for name, flag in (("lora", []), ("full", ["--train-llm-stage2"])):
+    for name, flag in (("lora", []), ("full", ["--train-llm-stage2"]),
+                       ("constant", ["--lr-scheduler2", "constant", "--max-grad-norm2", "0"])):
         out = tmp_path / name
         args = ["ablate", "--preset", "tiny-llava", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
                 "--batch-size", "4", "--out", str(out), *flag]
@@ -92,6 +101,9 @@ def test_stage_2_trains_lora_or_with_the_flag_the_whole_llm(tmp_path):
     assert "lora" in trains["lora"]["trains"] and trains["lora"]["lora"] is not None
     assert "llm" in trains["full"]["trains"] and "lora" not in trains["full"]["trains"]
     assert trains["full"]["lora"] is None and trains["full"]["trainable"]["llm"] > 0
+    recipes = [(name, str(a.lr_scheduler_type.value), a.max_grad_norm) for name, a in made]
+    assert recipes == [("pretrain", "cosine", 1.0), ("finetune", "cosine", 1.0)] * 2 + [
+        ("pretrain", "cosine", 1.0), ("finetune", "constant", 0.0)]  # the flags change stage 2 only
 
 
 def test_ablate_cli_without_data_names_the_missing_options(tmp_path):

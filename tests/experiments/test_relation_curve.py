@@ -19,6 +19,7 @@ from og.experiments.clip_pretrain import ClipPretrainConfig, pretrain_encoder
 from og.experiments.relation_curve import (
     RelationBatcher,
     attribute_questions,
+    center_questions,
     curve_questions,
     relation_curve,
     relation_questions,
@@ -73,6 +74,35 @@ def test_attribute_questions_name_each_object_by_the_other_attributes():
     assert curve_questions([scene], "relation") == relation_questions([scene])
     with pytest.raises(ValueError, match="kind='count'; use one of"):
         curve_questions([scene], "count")
+
+
+def test_center_questions_ask_each_object_on_one_side_of_each_centre_line():
+    objs = [_obj("red", "circle", [0, 0, 9, 9]), _obj("blue", "square", [5, 12, 14, 19]),
+            _obj("red", "cross", [10, 0, 19, 9])]
+    got = [(q.question, q.words[q.answer]) for q in center_questions([{"image": "a.png", "objects": objs}], 20, 20)]
+    assert got == [  # the square straddles x = 10 (pixels 5-14); pixels 0-9 lie above y = 10, 10-19 below
+        ("Is the red circle left or right of the center?", "left"),
+        ("Is the red circle above or below the center?", "above"),
+        ("Is the blue square above or below the center?", "below"),
+        ("Is the red cross left or right of the center?", "right"),
+        ("Is the red cross above or below the center?", "above")]
+    assert curve_questions([{"image": "a.png", "objects": objs}], "center", (20, 20)) == center_questions(
+        [{"image": "a.png", "objects": objs}], 20, 20)
+
+
+def test_center_questions_are_the_datas_own(folder):
+    from og.data.shapes import ShapesDataset
+    from og.data.shapes.text import every_question
+
+    items = list(ShapesDataset(24, seed=3, split="train", config=ShapesConfig(min_objects=2, max_objects=3)))
+    scenes = read_scenes(folder / "data", "train", 24)
+    side = items[0].scene.image.shape[0]
+    named = [len({(o.color, o.shape) for o in it.scene.objects}) == len(it.scene.objects) for it in items]
+    data = sorted((i, qa.question, qa.answer) for i, it in enumerate(items) if named[i]
+                  for qa in every_question(it.scene, np.random.default_rng(0)) if qa.kind.endswith("_center"))
+    mine = sorted((q.scene, q.question, q.words[q.answer]) for q in center_questions(scenes, side, side)
+                  if named[q.scene])
+    assert mine == data and data
 
 
 def test_the_model_learns_the_shapes_of_its_training_objects(folder):
@@ -141,4 +171,5 @@ def test_only_must_name_a_variant(folder):
     result = CliRunner().invoke(app, ["relation", str(folder), "--only", "nope"], terminal_width=200)
     assert result.exit_code != 0 and "names no variant" in result.output
     result = CliRunner().invoke(app, ["relation", str(folder), "--kind", "count"], terminal_width=200)
-    assert result.exit_code != 0 and "--kind 'count'; use one of relation, shape, color, size" in result.output
+    text = " ".join(result.output.replace("│", " ").split())  # the error panel wraps at 80 columns
+    assert result.exit_code != 0 and "--kind 'count'; use one of relation, center, shape, color, size" in text

@@ -16,7 +16,15 @@ from PIL import Image
 
 from og.data.shapes.probes import PROBE_TYPES, Probe, probes
 from og.data.shapes.scene import Scene, ShapesConfig, generate_scene
-from og.data.shapes.text import CAPTION_PROMPTS, QA, QUESTION_KINDS, caption, every_question, questions
+from og.data.shapes.text import (
+    CAPTION_PROMPTS,
+    DEFAULT_KINDS,
+    QA,
+    QUESTION_KINDS,
+    caption,
+    every_question,
+    questions,
+)
 from og.masks.masks import Masks
 
 SPLITS = {"train": 0, "test": 1, "val": 2}
@@ -64,7 +72,7 @@ class ShapesDataset:
     split: str = "train"
     config: ShapesConfig = field(default_factory=ShapesConfig)
     questions_per_image: int | None = 4
-    kinds: tuple[str, ...] = tuple(QUESTION_KINDS)
+    kinds: tuple[str, ...] = DEFAULT_KINDS
     levels: tuple[int, ...] = (1, 2)
     probe_types: tuple[str, ...] = PROBE_TYPES
     exclude: frozenset[bytes] = frozenset()

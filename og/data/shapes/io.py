@@ -16,7 +16,7 @@ from og.data.shapes.dataset import ShapesDataset, ShapesItem, image_hash
 from og.data.shapes.probes import PROBE_TYPES, Probe
 from og.data.shapes.render import shape_mask, visible_masks
 from og.data.shapes.scene import ShapesConfig
-from og.data.shapes.text import QA
+from og.data.shapes.text import DEFAULT_KINDS, QA
 from og.masks.masks import Masks
 
 ORACLE_SPEC = "given:shapes-oracle"  # the segmenter spec id the oracle store is written under
@@ -102,7 +102,7 @@ def _clear(out: Path, identity: dict, overwrite: bool) -> None:
 def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, image_size: int | None = None,
                  config: ShapesConfig | None = None, questions_per_image: int | None = 4, curriculum: bool = False,
                  probe_types: tuple[str, ...] = PROBE_TYPES, progress: bool = False, return_masks: bool = True,
-                 overwrite: bool = False) -> ShapesFiles:
+                 overwrite: bool = False, kinds: tuple[str, ...] | None = None) -> ShapesFiles:
     """Generate and write the train and test splits (layout in the module docstring).
 
     `image_size` overrides the config's side (64 by default). `questions_per_image=None` writes every
@@ -113,7 +113,8 @@ def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, 
     Deterministic: the same arguments write the same bytes; writing again into the same folder
     with the same arguments rewrites it, other arguments need `overwrite=True` (which first
     removes the old images and files). `return_masks=False` keeps memory flat for big runs
-    (`oracle_masks(out_dir)` redraws them later).
+    (`oracle_masks(out_dir)` redraws them later). `kinds` picks the question kinds (None: `DEFAULT_KINDS`,
+    every kind but the opt-in centre questions).
     """
     cfg = config or ShapesConfig()
     if image_size is not None:
@@ -121,10 +122,13 @@ def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, 
     out = Path(out_dir)
     identity = {"seed": seed, "n_train": n_train, "n_test": n_test, "config": dataclasses.asdict(cfg),
                 "questions_per_image": questions_per_image, "curriculum": curriculum, "probe_types": list(probe_types)}
+    if kinds is not None and tuple(kinds) != DEFAULT_KINDS:
+        identity["kinds"] = list(kinds)  # only when chosen: folders written before the option keep their identity
     _clear(out, identity, overwrite)
     for split in ("train", "test"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
-    kw = {"seed": seed, "config": cfg, "questions_per_image": questions_per_image}
+    kw = {"seed": seed, "config": cfg, "questions_per_image": questions_per_image,
+          "kinds": DEFAULT_KINDS if kinds is None else tuple(kinds)}
     masks: dict[str, Masks] = {}
     hashes: set[bytes] = set()
 

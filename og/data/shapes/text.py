@@ -36,8 +36,11 @@ TEMPLATES: dict[str, str] = {
     "above_below": "Is the {a} above or below the {b}?",
     "further_left": "Which is further left, the {a} or the {b}?",
     "higher": "Which is higher, the {a} or the {b}?",
+    "left_right_center": "Is the {a} left or right of the center?",
+    "above_below_center": "Is the {a} above or below the center?",
 }
-LEVELS: dict[str, int] = {k: 1 for k in ("color", "shape", "size", "exist")} | {
+LEVELS: dict[str, int] = {k: 1 for k in ("color", "shape", "size", "exist", "left_right_center",
+                                          "above_below_center")} | {
     k: 2 for k in ("count", "left_right", "above_below", "further_left", "higher", "caption")}
 ANSWER_WORDS = ("yes", "no", "left", "right", "above", "below", "object", "a", "and", ",", ".")
 
@@ -135,7 +138,8 @@ def _exist(scene: Scene, rng: np.random.Generator) -> QA | None:
     return QA(TEMPLATES["exist"].format(color=color, shape=shape), "no", "exist")
 
 
-AXES = {"left_right": "x", "further_left": "x", "above_below": "y", "higher": "y"}
+AXES = {"left_right": "x", "further_left": "x", "above_below": "y", "higher": "y", "left_right_center": "x",
+        "above_below_center": "y"}
 
 
 def _apart_pairs(scene: Scene, axis: str) -> list[tuple[int, int]]:
@@ -160,6 +164,28 @@ def _spatial(kind: str) -> Callable[[Scene, np.random.Generator], QA | None]:
     return ask
 
 
+def _center_qa(scene: Scene, kind: str, i: int) -> QA | None:
+    """Is object i wholly on one side of the image's centre line on the kind's axis? (None if it
+    crosses the line or has no name.)"""
+    ref, axis = full_ref(scene, i), AXES[kind]
+    middle = scene.image.shape[1 if axis == "x" else 0] / 2
+    lo, hi = scene.boxes[i, [0, 2] if axis == "x" else [1, 3]]
+    if ref is None or lo < middle < hi + 1:  # the box (inclusive pixels) straddles the line
+        return None
+    words = ("left", "right") if axis == "x" else ("above", "below")
+    return QA(TEMPLATES[kind].format(a=ref), words[0] if hi + 1 <= middle else words[1], kind)
+
+
+def _center(kind: str) -> Callable[[Scene, np.random.Generator], QA | None]:
+    def ask(scene: Scene, rng: np.random.Generator) -> QA | None:
+        for i in rng.permutation(len(scene.objects)):
+            qa = _center_qa(scene, kind, int(i))
+            if qa is not None:
+                return qa
+        return None
+    return ask
+
+
 def _count(scene: Scene, rng: np.random.Generator) -> QA | None:
     return QA(TEMPLATES["count"], NUMBERS[len(scene.objects)], "count")
 
@@ -179,8 +205,15 @@ QUESTION_KINDS: dict[str, Callable[[Scene, np.random.Generator], QA | None]] = {
     "above_below": _spatial("above_below"),
     "further_left": _spatial("further_left"),
     "higher": _spatial("higher"),
+    "left_right_center": _center("left_right_center"),
+    "above_below_center": _center("above_below_center"),
     "caption": _describe,
 }
+
+
+# The centre kinds ("Is the red circle left or right of the center?") are opt-in (`kinds=QUESTION_KINDS`):
+# the default data, and every number measured on it, is the mix without them.
+DEFAULT_KINDS = tuple(k for k in QUESTION_KINDS if not k.endswith("_center"))
 
 
 def ask(scene: Scene, kind: str, rng: np.random.Generator) -> QA | None:
@@ -214,6 +247,8 @@ def every_question(scene: Scene, rng: np.random.Generator, kinds: tuple[str, ...
     for kind in kinds:
         if kind in ATTRS:
             out += [_attr_qa(scene, i, kind, rng) for i in range(len(scene.objects))]
+        elif kind.endswith("_center"):
+            out += [_center_qa(scene, kind, i) for i in range(len(scene.objects))]
         elif kind in AXES:
             pairs = {tuple(sorted(pair)) for pair in _apart_pairs(scene, AXES[kind])}
             out += [_spatial_qa(scene, kind, *(pair if rng.random() < 0.5 else pair[::-1])) for pair in sorted(pairs)]

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,19 +139,21 @@ def test_curriculum_puts_single_object_questions_first(tmp_path):
     stage2 = json.loads(files.stage2.read_text())
     levels = [r["level"] for r in stage2]
     assert levels == sorted(levels) and set(levels) == {1, 2}
-    kind_of = {t.split("{")[0]: k for k, t in TEMPLATES.items()}
+    # each template as a pattern, the most literal first ("... of the center?" before "... of the {b}?")
+    patterns = sorted(((re.sub(r"\\\{\w+\\\}", "(.+)", re.escape(t)), k) for k, t in TEMPLATES.items()),
+                      key=lambda pk: -len(re.sub(r"\{\w+\}", "", TEMPLATES[pk[1]])))
     for rec in stage2:
         check_conversation(rec, files.out_dir)
         for q in rec["conversations"][::2]:
             text = q["value"].removeprefix("<image>\n")
-            kinds = [k for prefix, k in kind_of.items() if text.startswith(prefix)]
+            kinds = [k for pattern, k in patterns if re.fullmatch(pattern, text)]
             level = LEVELS[kinds[0]] if kinds else LEVELS["caption"]
             assert level == rec["level"], (text, rec["level"])
     assert np.asarray(Image.open(files.out_dir / "images/train/000000.png")).shape == (48, 48, 3)
 
 
 def test_every_question_a_scene_has(tmp_path):
-    from og.data.shapes.text import every_question
+    from og.data.shapes.text import DEFAULT_KINDS, QUESTION_KINDS, every_question
 
     cfg = ShapesConfig(image_size=48, min_objects=1, max_objects=3)
     files = write_shapes(tmp_path / "all", n_train=12, n_test=2, seed=2, questions_per_image=None, config=cfg)
@@ -159,9 +162,16 @@ def test_every_question_a_scene_has(tmp_path):
     assert [len(r["conversations"]) // 2 for r in stage2] == [len(it.qas) for it in items]
     for rec, it in zip(stage2, items, strict=True):
         check_conversation(rec, files.out_dir)
-        assert len(it.qas) == len(every_question(it.scene, np.random.default_rng(0)))  # same set, other rng
+        assert len(it.qas) == len(every_question(it.scene, np.random.default_rng(0), DEFAULT_KINDS))  # other rng
         assert len(it.qas) >= 7  # 3 attributes, a yes and a no, the count and the caption at least
     assert json.loads(files.meta.read_text())["identity"]["questions_per_image"] is None
+    assert not any("center" in t["value"] for r in stage2 for t in r["conversations"])  # opt-in kinds
+    centre = write_shapes(tmp_path / "centre", n_train=12, n_test=2, seed=2, questions_per_image=None, config=cfg,
+                          kinds=tuple(QUESTION_KINDS))
+    rows = json.loads(centre.stage2.read_text())
+    extra = [len(every_question(it.scene, np.random.default_rng(0))) - len(it.qas) for it in items]
+    assert [len(r["conversations"]) // 2 for r in rows] == [len(it.qas) + k for it, k in zip(items, extra, strict=True)]
+    assert sum(extra) > 0 and json.loads(centre.meta.read_text())["identity"]["kinds"] == list(QUESTION_KINDS)
     with pytest.raises(ValueError, match="questions_per_image=0; use a count >= 1, or None"):
         ShapesDataset(3, questions_per_image=0)
 

@@ -52,9 +52,14 @@ def solve(scene, question, answer_hint=None):
     if question == "How many objects are there?":
         return NUMBERS[len(objs)]
     if m := re.fullmatch(r"Is the (.+) (left or right of|above or below) the (.+)\?", question):
-        a, b = resolve(objs, m.group(1)), resolve(objs, m.group(3))
         horizontal = m.group(2).startswith("left")
         lo, hi, words = ("x0", "x1", ("left", "right")) if horizontal else ("y0", "y1", ("above", "below"))
+        a = resolve(objs, m.group(1))
+        if m.group(3) == "center":  # the image's centre line: pixels below side / 2 are left (above) of it
+            middle = scene.image.shape[1 if horizontal else 0] / 2
+            assert a[hi] + 1 <= middle or a[lo] >= middle, f"{question!r}: the object straddles the centre line"
+            return words[0] if a[hi] + 1 <= middle else words[1]
+        b = resolve(objs, m.group(3))
         assert a[hi] < b[lo] or b[hi] < a[lo], f"{question!r}: the objects are not apart"
         return words[0] if a[hi] < b[lo] else words[1]
     if m := re.fullmatch(r"Which is (further left|higher), the (.+) or the (.+)\?", question):
@@ -112,6 +117,12 @@ def test_every_question_asks_about_every_object_and_pair(name):
                      if _named_fully(objs, a) and _named_fully(objs, b)
                      and (objs[a][hi] < objs[b][lo] or objs[b][hi] < objs[a][lo])}
             assert len(asked[kind]) == len(apart), (kind, len(asked[kind]), apart)
+        centre_lines = {"left_right_center": ("x0", "x1", 1), "above_below_center": ("y0", "y1", 0)}
+        for kind, (lo, hi, side) in centre_lines.items():
+            middle = scene.image.shape[side] / 2
+            aside = [i for i in range(len(objs)) if _named_fully(objs, i)
+                     and (objs[i][hi] + 1 <= middle or objs[i][lo] >= middle)]
+            assert len(asked[kind]) == len(aside), (kind, len(asked[kind]), aside)
         assert len({q.answer for q in asked["exist"]}) == len(asked["exist"]) >= 1
         assert [len(asked[k]) for k in ("count", "caption")] == [1, 1]
     assert every_question(scene, np.random.default_rng(0), levels=(1,)) and all(
@@ -135,7 +146,7 @@ def test_short_answers_are_balanced():
     answers = defaultdict(Counter)
     for seed in range(400):
         scene = generate_scene(np.random.default_rng(seed))
-        for kind in ("exist", "left_right", "above_below"):
+        for kind in ("exist", "left_right", "above_below", "left_right_center", "above_below_center"):
             qa = ask(scene, kind, np.random.default_rng(seed))
             if qa:
                 answers[kind][qa.answer] += 1
