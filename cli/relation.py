@@ -64,6 +64,12 @@ def relation(
         table.add_row(label, *(f"{c * 100:.1f}" for c in curve), f"{statistics.mean(final):.1f} ± {sd:.1f}",
                       f"{statistics.mean(r['train_accuracy'] for r in runs) * 100:.1f}")
     console.print(table)
+    for label in dict.fromkeys(r["label"] for r in results):  # per answer pair (axis), mean over seeds
+        runs = [r for r in results if r["label"] == label and r.get("by_options")]
+        if runs:
+            parts = [f"{name} {statistics.mean(r['by_options'][name]['accuracy'] for r in runs) * 100:.1f}"
+                     for name in runs[0]["by_options"]]
+            console.print(f"{label}, held-out by answer pair at the end: {', '.join(parts)}")
     console.print(f"majority answer: {first['majority'] * 100:.1f} %; results in {out / 'relation'}")
 
 

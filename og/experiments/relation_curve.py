@@ -206,7 +206,11 @@ def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, sp
             if on_eval is not None:
                 on_eval(point)
     majority = int(torch.mode(answers).values)  # the commonest training answer
+    groups = {"/".join(words): [q for q in test if q.words == words] for words in dict.fromkeys(q.words for q in test)}
+    by_options = {name: {"accuracy": round(_accuracy(model, batcher, items), 4), "questions": len(items)}
+                  for name, items in groups.items()} if len(groups) > 1 else {}  # per axis: left/right, above/below
     return {"accuracy": curve[-1]["held_out"], "train_accuracy": _accuracy(model, batcher, train[:max_eval]),
+            "by_options": by_options,
             "curve": curve, "majority": float(np.mean([q.answer == majority for q in test])),
             "pairs": len(questions), "train_pairs": len(train), "held_out_pairs": len(test), "steps": steps,
             "batch": batch, "lr": lr, "seed": seed, "split": split, "images": len(scenes), "shuffle": shuffle,

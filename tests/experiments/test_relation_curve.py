@@ -109,6 +109,7 @@ def test_the_model_learns_the_shapes_of_its_training_objects(folder):
     model, processor = _model(folder)
     report = relation_curve(model, processor, folder / "data", images=5, steps=150, batch=16, lr=1e-3,
                             eval_every=150, kind="shape")
+    assert report["by_options"] == {}  # one answer set: no per-axis split
     assert report["kind"] == "shape" and report["pairs"] == len(attribute_questions(
         read_scenes(folder / "data", "train", 5), "shape"))
     assert report["train_accuracy"] >= 0.8  # about a dozen objects, 5 shapes: fitted (chance 0.2)
@@ -128,6 +129,11 @@ def test_the_model_learns_its_training_pairs_and_the_encoder_stays_frozen(folder
     pairs = relation_pairs(scenes)[0]
     expected = int(held_out_pairs(pairs[:, 0].numpy(), 0.2, np.random.default_rng(0)).sum())
     assert report["held_out_pairs"] == expected and report["train_pairs"] == len(pairs) - expected
+    axes = report["by_options"]  # per answer pair: their question-weighted mean is the held-out accuracy
+    assert set(axes) == {"left/right", "above/below"}  # the held-out image has pairs apart on both axes
+    assert sum(a["questions"] for a in axes.values()) == report["held_out_pairs"]
+    weighted = sum(a["accuracy"] * a["questions"] for a in axes.values()) / report["held_out_pairs"]
+    assert abs(weighted - report["accuracy"]) < 1e-3
 
 
 def test_masktoken_reads_its_masks_and_answers_two_options(folder):
@@ -158,6 +164,8 @@ def test_cli_prints_the_curve_and_resumes(folder, tmp_path):
     result = CliRunner().invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "relation learning curve" in result.output and "masktoken+oracle" in result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("patches, held-out by answer pair")]
+    assert "left/right" in line and "above/below" in line  # each axis of the relation questions
     done = sorted(out.glob("relation/*/seed0.json"))
     assert len(done) == 2 and json.loads(done[0].read_text())["settings"]["steps"] == 2
     mtimes = [p.stat().st_mtime for p in done]
