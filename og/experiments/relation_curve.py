@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from og.data.shapes.text import TEMPLATES
+from og.data.shapes.text import TEMPLATES, center_side
 from og.eval.probe import read_scenes
 from og.eval.relation_probe import AXES, held_out_pairs, relation_pairs
 from og.experiments.records import as_written
@@ -92,11 +92,10 @@ def center_questions(scenes: list[dict[str, Any]], width: int, height: int) -> l
             if sum(o["color"] == obj["color"] and o["shape"] == obj["shape"] for o in row["objects"]) != 1:
                 continue
             for kind, (lo, hi), middle in (("left_right", (0, 2), width / 2), ("above_below", (1, 3), height / 2)):
-                start, end = obj["box"][lo], obj["box"][hi] + 1  # the box's pixels: [start, end)
-                if start < middle < end:
-                    continue
-                question = TEMPLATES[f"{kind}_center"].format(a=f"{obj['color']} {obj['shape']}")
-                out.append(RelationQuestion(i, row["image"], question, WORDS[kind], 0 if end <= middle else 1))
+                side = center_side(obj["box"][lo], obj["box"][hi] + 1, middle)  # the box's pixels: [lo, hi]
+                if side is not None:
+                    question = TEMPLATES[f"{kind}_center"].format(a=f"{obj['color']} {obj['shape']}")
+                    out.append(RelationQuestion(i, row["image"], question, WORDS[kind], side))
     return out
 
 
@@ -149,17 +148,23 @@ class RelationBatcher:
         return last.gather(1, ids).float()  # (B, K)
 
 
-def _accuracy(model: nn.Module, batcher: RelationBatcher, items: list[RelationQuestion], batch: int = 128) -> float:
+def _hits(model: nn.Module, batcher: RelationBatcher, items: list[RelationQuestion], batch: int = 128
+          ) -> torch.Tensor:
+    """(len(items),) bool: which questions the model answers right (the best-scored option word)."""
     was = model.training
     model.eval()
-    right = 0
+    right = []
     with torch.no_grad():
         for start in range(0, len(items), batch):
             chunk = items[start:start + batch]
-            guess = batcher.option_logits(model, chunk).argmax(1).cpu()
-            right += int((guess == torch.tensor([q.answer for q in chunk])).sum())
+            guess = batcher.option_logits(model, chunk).argmax(1).cpu()  # (b,)
+            right.append(guess == torch.tensor([q.answer for q in chunk]))
     model.train(was)
-    return right / max(len(items), 1)
+    return torch.cat(right) if right else torch.zeros(0, dtype=torch.bool)
+
+
+def _accuracy(model: nn.Module, batcher: RelationBatcher, items: list[RelationQuestion], batch: int = 128) -> float:
+    return float(_hits(model, batcher, items, batch).sum()) / max(len(items), 1)
 
 
 def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, split: str = "train",
@@ -200,15 +205,18 @@ def relation_curve(model: nn.Module, processor: Any, data_dir: str | Path, *, sp
         loss.backward()
         opt.step()
         if step % eval_every == 0 or step == steps:
-            point = {"step": step, "loss": round(loss.item(), 4), "held_out": round(_accuracy(model, batcher, test), 4),
+            hits = _hits(model, batcher, test)  # (len(test),) the last one also gives the per-axis split below
+            point = {"step": step, "loss": round(loss.item(), 4),
+                     "held_out": round(float(hits.sum()) / max(len(test), 1), 4),
                      "seconds": round(time.time() - start, 1)}
             curve.append(point)
             if on_eval is not None:
                 on_eval(point)
     majority = int(torch.mode(answers).values)  # the commonest training answer
-    groups = {"/".join(words): [q for q in test if q.words == words] for words in dict.fromkeys(q.words for q in test)}
-    by_options = {name: {"accuracy": round(_accuracy(model, batcher, items), 4), "questions": len(items)}
-                  for name, items in groups.items()} if len(groups) > 1 else {}  # per axis: left/right, above/below
+    groups = {words: torch.tensor([q.words == words for q in test]) for words in dict.fromkeys(q.words for q in test)}
+    by_options = {"/".join(words): {"accuracy": round(float(hits[pick].float().mean()), 4),
+                                    "questions": int(pick.sum())}
+                  for words, pick in groups.items()} if len(groups) > 1 else {}  # per axis: left/right, above/below
     return {"accuracy": curve[-1]["held_out"], "train_accuracy": _accuracy(model, batcher, train[:max_eval]),
             "by_options": by_options,
             "curve": curve, "majority": float(np.mean([q.answer == majority for q in test])),

@@ -164,16 +164,25 @@ def _spatial(kind: str) -> Callable[[Scene, np.random.Generator], QA | None]:
     return ask
 
 
+CENTER_KINDS = ("left_right_center", "above_below_center")
+
+
+def center_side(start: float, end: float, middle: float) -> int | None:
+    """Which side of the line at `middle` the pixels [start, end) lie wholly on: 0 before it (left /
+    above), 1 after it, None when they straddle it."""
+    return None if start < middle < end else int(end > middle)
+
+
 def _center_qa(scene: Scene, kind: str, i: int) -> QA | None:
     """Is object i wholly on one side of the image's centre line on the kind's axis? (None if it
     crosses the line or has no name.)"""
     ref, axis = full_ref(scene, i), AXES[kind]
-    middle = scene.image.shape[1 if axis == "x" else 0] / 2
-    lo, hi = scene.boxes[i, [0, 2] if axis == "x" else [1, 3]]
-    if ref is None or lo < middle < hi + 1:  # the box (inclusive pixels) straddles the line
+    lo, hi = scene.boxes[i, [0, 2] if axis == "x" else [1, 3]]  # inclusive pixels
+    side = center_side(lo, hi + 1, scene.image.shape[1 if axis == "x" else 0] / 2)
+    if ref is None or side is None:
         return None
     words = ("left", "right") if axis == "x" else ("above", "below")
-    return QA(TEMPLATES[kind].format(a=ref), words[0] if hi + 1 <= middle else words[1], kind)
+    return QA(TEMPLATES[kind].format(a=ref), words[side], kind)
 
 
 def _center(kind: str) -> Callable[[Scene, np.random.Generator], QA | None]:
@@ -213,7 +222,7 @@ QUESTION_KINDS: dict[str, Callable[[Scene, np.random.Generator], QA | None]] = {
 
 # The centre kinds ("Is the red circle left or right of the center?") are opt-in (`kinds=QUESTION_KINDS`):
 # the default data, and every number measured on it, is the mix without them.
-DEFAULT_KINDS = tuple(k for k in QUESTION_KINDS if not k.endswith("_center"))
+DEFAULT_KINDS = tuple(k for k in QUESTION_KINDS if k not in CENTER_KINDS)
 
 
 def ask(scene: Scene, kind: str, rng: np.random.Generator) -> QA | None:
@@ -247,7 +256,7 @@ def every_question(scene: Scene, rng: np.random.Generator, kinds: tuple[str, ...
     for kind in kinds:
         if kind in ATTRS:
             out += [_attr_qa(scene, i, kind, rng) for i in range(len(scene.objects))]
-        elif kind.endswith("_center"):
+        elif kind in CENTER_KINDS:
             out += [_center_qa(scene, kind, i) for i in range(len(scene.objects))]
         elif kind in AXES:
             pairs = {tuple(sorted(pair)) for pair in _apart_pairs(scene, AXES[kind])}
