@@ -18,6 +18,11 @@ import torch
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+try:
+    from transformers.utils.output_capturing import maybe_install_capturing_hooks as install_hooks
+except ImportError:  # transformers 4 collects hidden states in the blocks' loop
+    install_hooks = None
+
 from og.encoders.base import VisionEncoder, cls_attention, select_layer
 from og.encoders.layers import check_layer
 from og.spec import EncoderSpec, SpecError
@@ -112,10 +117,27 @@ class HFVisionEncoder(VisionEncoder):
     def config_dict(self) -> dict[str, Any]:
         return {"vision_config": self.model.config.to_dict(), "mean": list(self.mean), "std": list(self.std)}
 
+    @contextlib.contextmanager
+    def _blocks_read(self) -> Iterator[int]:
+        """Run only the blocks up to the one the spec reads (LLaVA's -2 leaves the last unused: it would
+        cost a block's forward per image and train nothing); yields the read layer's index in the
+        shortened `hidden_states`. The blocks are restored after, so the saved model keeps them all."""
+        if install_hooks is not None:  # transformers >= 5 records hidden states by hooks on the blocks present
+            install_hooks(self.model)  # at the first forward: install them on every block before hiding some
+        encoder = getattr(self.model, "vision_model", self.model).encoder
+        blocks = encoder.layers
+        keep = self.spec.layer % (len(blocks) + 1)  # hidden_states index of the layer read = blocks run
+        encoder.layers = blocks[: max(keep, 1)]  # the hooks of transformers 5 see the input at the first block
+        try:
+            yield keep
+        finally:
+            encoder.layers = blocks
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, h*w, D)
         pixels = pixels.to(self.model.dtype)  # (B, 3, H, W)
-        out = self.model(pixel_values=pixels, output_hidden_states=True)
-        return select_layer(out.hidden_states, self.spec.layer, self.n_prefix)  # (B, h*w, D)
+        with self._blocks_read() as read:
+            out = self.model(pixel_values=pixels, output_hidden_states=True)
+        return select_layer(out.hidden_states, read, self.n_prefix)  # (B, h*w, D)
 
     def forward_with_cls_attention(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, h*w, D) and the last block's CLS attention to each patch (B, h*w), in one pass."""

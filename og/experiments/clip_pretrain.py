@@ -10,7 +10,8 @@ not (see `og probe`). This stage trains the tiny `clip` encoder CLIP-style on th
 - hard negative captions as in NegCLIP (Yuksekgonul et al., the ARO paper): each caption also gets
   text-only perturbations of itself (a shape word swapped between two objects or replaced by a shape
   word the caption does not use; the same for colour), added as extra columns of the image-to-text
-  loss, so that the encoder must see which shape and which colour each object has;
+  loss, so that the encoder must see which shape and which colour each object has (`clip_data`, which
+  also gathers the images, captions and mask weights);
 - `pooling="objects"` scores each caption phrase against its best-matching region (`clip_towers`);
   `region="box"` pools each mask's bounding box instead of its pixels: over the exact mask the
   pooling itself carries the outline, and the features never have to (train-split probe: shape
@@ -42,11 +43,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from og.data.shapes.scene import COLORS, SHAPES
+from og.experiments.clip_data import hard_negatives, training_set
 from og.experiments.clip_towers import (
     WORD,
     TextTower,
@@ -59,8 +60,6 @@ from og.experiments.clip_towers import (
     word_loss,
 )
 from og.experiments.records import as_written, jsonable
-from og.fusion.coverage import PatchCoverage
-from og.masks.geometry import ImageTransform
 from og.registry import ENCODERS
 from og.spec import EncoderSpec
 
@@ -102,32 +101,6 @@ SCHEDULES: dict[str, Callable[[ClipPretrainConfig], Callable[[int], float]]] = {
 }
 
 
-def hard_negatives(caption: str, k: int, rng: np.random.Generator) -> list[str]:
-    """k perturbations of a caption's words: a shape (or colour) word swapped between two objects,
-    or replaced by one the caption does not use. Text only: nothing about the image is read."""
-    words = WORD.findall(caption)
-    out: list[str] = []
-    for i in range(k):
-        vocab = (SHAPES, COLORS)[i % 2]
-        where = [j for j, w in enumerate(words) if w in vocab]
-        new = list(words)
-        if len(where) >= 2 and rng.random() < 0.5:
-            a, b = rng.choice(where, size=2, replace=False)
-            new[a], new[b] = new[b], new[a]
-        elif where:
-            j = int(rng.choice(where))
-            unused = [w for w in vocab if w not in words]
-            new[j] = str(rng.choice(unused)) if unused else new[j]
-        out.append(" ".join(new))
-    return out
-
-
-def _captions(data_dir: Path) -> list[tuple[str, str]]:
-    """(image key, caption) of every stage-1 record: the last assistant turn."""
-    rows = json.loads((data_dir / "stage1.json").read_text())
-    return [(r["image"], [t["value"] for t in r["conversations"] if t["from"] == "gpt"][-1]) for r in rows]
-
-
 def _save_state(path: Path, modules: dict[str, nn.Module], opt: torch.optim.Optimizer, step: int) -> None:
     tensors = {f"{name}.{k}": v.detach().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
     params = [p for g in opt.param_groups for p in g["params"]]  # indexed as _load_state reads them
@@ -149,13 +122,8 @@ def _load_state(path: Path, modules: dict[str, nn.Module], opt: torch.optim.Opti
             opt.state[p] = state
 
 
-def _training_set(data_dir: Path, encoder: nn.Module, cfg: ClipPretrainConfig, masks: Any,
-                  exclude: frozenset[bytes]) -> tuple[torch.Tensor, list[str], torch.Tensor | None, int]:
-    """Pixels (N, 3, H, W) float16, captions, each image's mask weights (N, O, P) for `objects`
-    pooling (rows sum to 1, zero rows pad), and how many images `exclude` (image hashes) left out."""
-    from og.data.shapes.dataset import image_hash
-    from og.masks.store import MaskStore
-
+def _check(cfg: ClipPretrainConfig, masks: Any) -> None:
+    """A one-line error for a setting the run cannot honour."""
     for name in ("phrase_loss", "word_loss"):
         if getattr(cfg, name) and cfg.pooling != "objects":
             raise ValueError(f"{name}={getattr(cfg, name)} needs pooling='objects' (the masks' features), "
@@ -167,31 +135,6 @@ def _training_set(data_dir: Path, encoder: nn.Module, cfg: ClipPretrainConfig, m
     if cfg.pooling == "objects" and masks is None:
         raise ValueError("pooling='objects' needs the images' masks: pass masks= (a MaskStore or its folder, "
                          "e.g. the shapes oracle store or `og masks build` over the data folder)")
-    store = MaskStore(masks) if isinstance(masks, (str, Path)) else masks
-    transform = ImageTransform.for_encoder(encoder)
-    coverage = PatchCoverage(transform, encoder.grid)  # the processor's rule, straight from the stored runs
-    pixels, texts, weights, excluded = [], [], [], 0
-    for key, caption in _captions(data_dir):
-        image = Image.open(data_dir / key).convert("RGB")
-        if exclude and image_hash(np.asarray(image)) in exclude:
-            excluded += 1
-            continue
-        pixels.append(transform.transform(image)[0].half())  # (3, H, W)
-        if store is not None:
-            if key not in store:
-                raise KeyError(f"{key} has no masks in {masks}; build masks for every image of {data_dir}")
-            regions = store.read(key) if cfg.region == "mask" else store.get(key).as_boxes()
-            cover = coverage.for_downsampler(regions, "area").flatten(1)  # (M, P)
-            weights.append(cover / cover.sum(1, keepdim=True).clamp_min(1e-8))
-        texts.append(caption)
-    if not texts:
-        raise ValueError(f"no image of {data_dir} is left to pretrain on ({excluded} excluded)")
-    padded = None
-    if weights:
-        padded = torch.zeros(len(weights), max(len(w) for w in weights), weights[0].shape[1])  # (N, O, P)
-        for i, w in enumerate(weights):
-            padded[i, : len(w)] = w
-    return torch.stack(pixels), texts, padded, excluded
 
 
 def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPretrainConfig | None = None,
@@ -219,7 +162,9 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
     with torch.no_grad():
         emb = getattr(encoder.model, "vision_model", encoder.model).embeddings.position_embedding.weight
         emb.mul_(cfg.position_std / emb.std())
-    pixels, texts, weights, excluded = _training_set(data_dir, encoder, cfg, masks, exclude)
+    _check(cfg, masks)
+    pixels, texts, weights, excluded = training_set(data_dir, encoder, masks if cfg.pooling == "objects" else None,
+                                                    cfg.region, exclude)
     vocab = {w: i + 2 for i, w in enumerate(sorted({w for t in texts for w in WORD.findall(t)} | set(SHAPES)
                                                    | set(COLORS)))}  # 0 pad, 1 unknown
     length = max(len(WORD.findall(t)) for t in texts)

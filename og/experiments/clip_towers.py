@@ -50,8 +50,11 @@ class TextTower(nn.Module):
         return self.proj(self.norm(self.blocks(x, src_key_padding_mask=ids == 0)))  # (B, L, E)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, E)
-        keep = (ids != 0).unsqueeze(-1).float()  # (B, L, 1)
-        return (self.tokens(ids) * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # (B, E)
+        used = (ids != 0).any(0).nonzero()  # the columns some text reaches: trailing pad is never attended to
+        ids = ids[:, : int(used.max()) + 1 if len(used) else 1]  # (B, L') a phrase is ~4 words of a caption's ~15
+        rows, inverse = torch.unique(ids, dim=0, return_inverse=True)  # (U, L') a batch repeats its phrases
+        keep = (rows != 0).unsqueeze(-1).float()  # (U, L', 1)
+        return ((self.tokens(rows) * keep).sum(1) / keep.sum(1).clamp_min(1.0))[inverse]  # (B, E)
 
 
 def encode_words(texts: list[str], vocab: dict[str, int], length: int) -> torch.Tensor:

@@ -141,7 +141,8 @@ def run_frontier(out: str | Path = "runs/quickstart", fast: bool = False, seeds:
     `jobs` runs side by side (`run_ablation`)."""
     from og.experiments import frontier_report as report
     from og.experiments.ablate_report import chance_levels
-    from og.experiments.quickstart import BASE, SCENES, SIZES, _claim, prepare_data
+    from og.experiments.quickstart import BASE, SCENES, SIZES, _claim
+    from og.experiments.quickstart_data import prepare_data
 
     out = Path(out)
     size = SIZES["fast" if fast else "default"]

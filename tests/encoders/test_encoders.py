@@ -156,3 +156,25 @@ def test_open_clip_tag_sets_quick_gelu_and_normalisation():
     assert build_for_variant("ViT-B-32") == {"model_name": "ViT-B-32", "model_kwargs": {}}
     with pytest.raises(SpecError, match="no pretrained tag 'nope'"):
         build_for_variant("ViT-B-32@nope")
+
+
+@pytest.mark.parametrize("layer", [-3, -2, -1, 1])
+@pytest.mark.parametrize("name", ["clip", "siglip"])
+def test_transformers_towers_run_only_the_blocks_read(name, layer):
+    enc = build(name, layer=layer)
+    blocks = getattr(enc.model, "vision_model", enc.model).encoder.layers
+    x = pixels(enc)
+    ran = [0] * len(blocks)
+    for i, blk in enumerate(blocks):
+        blk.register_forward_hook(lambda *_, i=i: ran.__setitem__(i, ran[i] + 1))
+    out = enc(x)  # first: before transformers 5 has put its hidden-state hooks on the blocks
+    out.sum().backward()
+    read = layer % (len(blocks) + 1)  # hidden_states index: the blocks before it train, the others not
+    assert ran == [int(i < max(read, 1)) for i in range(len(blocks))]  # the first block runs even for index 0
+    assert [p.grad is not None for p in (blk.mlp.fc1.weight for blk in blocks)] == [i < read for i in
+                                                                                   range(len(blocks))]
+    assert getattr(enc.model, "vision_model", enc.model).encoder.layers is blocks  # every block is back
+    with torch.no_grad():  # the whole model's hidden states are still all there, and the same
+        expected, _ = _hf_reference(enc, x, layer)
+        assert len(enc.model(pixel_values=x, output_hidden_states=True).hidden_states) == len(blocks) + 1
+    torch.testing.assert_close(out.detach(), expected)

@@ -149,7 +149,8 @@ def test_a_finished_run_is_reused_only_for_the_same_schedule(tmp_path):
 def test_the_lm_warm_up_is_the_same_for_every_variant_and_shared_through_its_cache(tmp_path):
     import og
     from og.experiments.ablate import warm_up
-    from og.experiments.quickstart import SIZES, prepare_data, variants
+    from og.experiments.quickstart import SIZES, variants
+    from og.experiments.quickstart_data import prepare_data
 
     size = SIZES["fast"]
     data = prepare_data(tmp_path / "qs", size)

@@ -10,7 +10,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from og.data.shapes import ShapesConfig, write_shapes
-from og.experiments.clip_pretrain import ClipPretrainConfig, hard_negatives, pretrain_encoder
+from og.experiments.clip_data import hard_negatives
+from og.experiments.clip_pretrain import ClipPretrainConfig, pretrain_encoder
 from og.experiments.clip_towers import (
     TextTower,
     encode_words,
@@ -97,6 +98,23 @@ def test_captions_split_into_noun_phrases():
     assert phrases("a large red circle, a small blue square and a green cross.") == [
         "a large red circle", "a small blue square", "a green cross"]
     assert phrases("a cyan diamond.") == ["a cyan diamond"]
+
+
+def test_text_tower_encodes_each_text_as_it_would_alone():
+    """Texts are encoded once per distinct row and without the columns no text reaches; each text's
+    embedding and its gradient are what the text alone, padded to the full length, gives."""
+    torch.manual_seed(0)
+    text = TextTower(12, 16, 2, 8, max_len=6)
+    ids = torch.tensor([[3, 4, 0, 0, 0, 0], [5, 6, 7, 0, 0, 0], [3, 4, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])  # (T, L)
+    weights = torch.randn(4, 8)  # (T, E)
+    (text(ids) * weights).sum().backward()
+    batched = text.words.weight.grad.clone()
+    text.zero_grad()
+    alone = torch.stack([text(row[None])[0] for row in ids])  # (T, E)
+    (alone * weights).sum().backward()
+    torch.testing.assert_close(text(ids), alone)
+    torch.testing.assert_close(batched, text.words.weight.grad)
+    assert torch.equal(text(ids)[0], text(ids)[2]) and not text(ids)[3].any()  # repeated; no word at all: zero
 
 
 def test_objects_similarity_is_each_phrases_best_mask_averaged():
@@ -261,7 +279,7 @@ def test_a_report_written_before_a_config_field_existed_is_read_back(trained, da
 
 def test_box_regions_pool_the_masks_bounding_boxes(data, tmp_path):
     from og.data.shapes import write_oracle_store
-    from og.experiments.clip_pretrain import _training_set
+    from og.experiments.clip_data import training_set
     from og.fusion.coverage import PatchCoverage
     from og.masks.geometry import ImageTransform
     from og.masks.store import MaskStore
@@ -269,8 +287,7 @@ def test_box_regions_pool_the_masks_bounding_boxes(data, tmp_path):
     write_oracle_store(data, tmp_path / "masks")
     encoder = ENCODERS.get("clip").from_spec(EncoderSpec("clip", "tiny"), config={"vision_config": {
         **FAST.encoder, "model_type": "clip_vision_model"}, "mean": [0.5] * 3, "std": [0.5] * 3})
-    got = {region: _training_set(data, encoder, dataclasses.replace(FAST, pooling="objects", region=region),
-                                 tmp_path / "masks", frozenset())[2] for region in ("mask", "box")}
+    got = {region: training_set(data, encoder, tmp_path / "masks", region)[2] for region in ("mask", "box")}
     store, coverage = MaskStore(tmp_path / "masks"), PatchCoverage(ImageTransform.for_encoder(encoder), encoder.grid)
     key = json.loads((data / "stage1.json").read_text())[0]["image"]
     cover = coverage.for_downsampler(store.get(key).as_boxes(), "area").flatten(1)  # (M, P)

@@ -33,7 +33,8 @@ from og.experiments.frontier_report import (
     pareto_front,
     write_frontier_json,
 )
-from og.experiments.quickstart import BASE, SIZES, prepare_data
+from og.experiments.quickstart import BASE, SIZES
+from og.experiments.quickstart_data import prepare_data
 
 SWEEP_BY_LABEL = {e.label: e for e in SWEEP}
 
