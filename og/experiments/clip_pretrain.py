@@ -222,7 +222,7 @@ def pretrain_encoder(data_dir: str | Path, out_dir: str | Path, config: ClipPret
         step += 1
         losses.append(round(loss.item(), 4))
         if on_step is not None:
-            on_step(step, cfg.steps, float(loss))
+            on_step(step, cfg.steps, losses[-1])
         if step % cfg.save_every == 0 and step < cfg.steps:
             _save_state(state_path, modules, opt, step)
             (out_dir / "progress.json").write_text(json.dumps({"step": step, "losses": losses}))
