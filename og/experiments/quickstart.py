@@ -80,7 +80,7 @@ class Size:
 
 # Stage 2's LoRA has rank 64 on a 64-wide LLM: it can reach any update of the tiny model.
 SIZES = {
-    "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=16, batch_size=16, stage1_lr=1e-3,
+    "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=20, batch_size=16, stage1_lr=1e-3,
                                              stage2_lr=1e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128,
                                              lm_epochs=2),
                     ClipPretrainConfig(steps=3000, position_std=2.0, pooling="objects", region="box", phrase_loss=1.0,
