@@ -2,7 +2,9 @@
 
 A family subclass names its model and config classes, its variant table and its default
 normalisation. Weights load from a local directory (a vision-only checkpoint or a full
-dual-encoder one: the text tower's keys are ignored, a missing vision key is an error).
+dual-encoder one: the text tower's keys are ignored, a missing vision key is an error). `forward`
+runs only the blocks up to the spec's layer (the blocks after it are hidden for the call and put back:
+the module and its checkpoint keep them all); `forward_with_cls_attention` runs every block.
 """
 
 from __future__ import annotations
