@@ -65,8 +65,7 @@ def prepare_encoder(out: Path, data_dir: Path, size: Size, on_step: Any = None, 
         test = frozenset(image_hash(np.asarray(Image.open(p).convert("RGB")))
                          for p in sorted((data_dir / "images" / "test").glob("*.png")))
     with torch_threads(threads):
-        report = pretrain_encoder(images, encoder_dir, size.encoder, on_step=on_step,
-                                  masks=masks if size.encoder.pooling == "objects" else None, exclude=test)
+        report = pretrain_encoder(images, encoder_dir, size.encoder, on_step=on_step, masks=masks, exclude=test)
     probe_path = encoder_dir / "probe.json"
     if not probe_path.is_file():
         encoder = ENCODERS.get(BASE.encoder.name).from_spec(BASE.encoder, path=str(encoder_dir))

@@ -92,14 +92,14 @@ def test_center_questions_ask_each_object_on_one_side_of_each_centre_line():
 
 def test_center_questions_are_the_datas_own(folder):
     from og.data.shapes import ShapesDataset
-    from og.data.shapes.text import every_question
+    from og.data.shapes.text import CENTER_KINDS, every_question
 
     items = list(ShapesDataset(24, seed=3, split="train", config=ShapesConfig(min_objects=2, max_objects=3)))
     scenes = read_scenes(folder / "data", "train", 24)
     side = items[0].scene.image.shape[0]
     named = [len({(o.color, o.shape) for o in it.scene.objects}) == len(it.scene.objects) for it in items]
     data = sorted((i, qa.question, qa.answer) for i, it in enumerate(items) if named[i]
-                  for qa in every_question(it.scene, np.random.default_rng(0)) if qa.kind.endswith("_center"))
+                  for qa in every_question(it.scene, np.random.default_rng(0)) if qa.kind in CENTER_KINDS)
     mine = sorted((q.scene, q.question, q.words[q.answer]) for q in center_questions(scenes, side, side)
                   if named[q.scene])
     assert mine == data and data
