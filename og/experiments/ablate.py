@@ -90,7 +90,8 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
                            train_llm=schedule.train_llm_stage2,
                            num_train_epochs=schedule.stage2_epochs, learning_rate=schedule.stage2_lr,
                            lr_scheduler_type=schedule.stage2_lr_scheduler, max_grad_norm=schedule.stage2_max_grad_norm,
-                           callbacks=[_StepReport("stage 2", report)], **common)
+                           callbacks=[_StepReport("stage 2", report)],
+                           **{**common, "gradient_accumulation_steps": schedule.stage2_accumulation})
     train_seconds = time.time() - start
     report("eval", 0, 1)
     answerer = OGAnswerer(second.model.eval(), processor)

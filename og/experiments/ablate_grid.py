@@ -61,11 +61,14 @@ class Schedule:
     max_length: int = 2048
     stage2_lr_scheduler: str = "cosine"  # transformers' lr_scheduler_type of stage 2 (LLaVA's: cosine)
     stage2_max_grad_norm: float = 1.0  # gradient clipping in stage 2 (LLaVA's: 1.0; 0 = none)
+    stage2_accumulation: int = 1  # gradient accumulation in stage 2: batch_size x this samples an update
 
     def __post_init__(self) -> None:
         from transformers import SchedulerType
 
         names = [t.value for t in SchedulerType]
+        if self.stage2_accumulation < 1:
+            raise ValueError(f"stage2_accumulation={self.stage2_accumulation}; use a count >= 1")
         if self.stage2_lr_scheduler not in names:
             raise ValueError(f"stage2_lr_scheduler={self.stage2_lr_scheduler!r}; use one of {names}")
 

@@ -11,9 +11,9 @@
    Llama-style LLM built from a config. Steps 1-3 are `og.experiments.quickstart_data`.
 4. Per variant and seed (`og.experiments.ablate`): a text-only warm-up of the random tiny LLM on the training
    conversations (it stands in for a pretrained LLM: every word and chat marker gets trained
-   embeddings), stage 1 on the captions (connector + the tiny LLM), stage 2 on the questions
-   (connector + LoRA), then the probes scored by option log-likelihood on the test split and
-   on train images.
+   embeddings), stage 1 on the captions (connector + the tiny LLM), stage 2 on the questions and
+   the centre drill (connector + the tiny LLM), then the probes scored by option log-likelihood on
+   the test split and on train images.
 5. A table (accuracy per probe type, mean ± sd over seeds, visual tokens per image),
    `results.json`, `accuracy.png` and `examples.png`.
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from og.data.shapes.scene import ShapesConfig
+from og.data.shapes.text import CENTER_KINDS
 from og.experiments.ablate import Schedule, Variant, run_ablation
 from og.experiments.clip_pretrain import ClipPretrainConfig
 from og.experiments.records import as_written, jsonable
@@ -76,22 +77,26 @@ class Size:
     pretrain_images: int = 0  # images the encoder pretrains on: 0 = the training images; more = a bigger
     # generated training set of its own (the same generator and seed, so it starts with the training images)
     questions_per_image: int | None = 4  # stage-2 questions per training image (None: every question it has)
+    drill_kinds: tuple[str, ...] = ()  # one more stage-2 record per training image: every question of these kinds
 
 
-# Stage 2's LoRA has rank 64 on a 64-wide LLM: it can reach any update of the tiny model.
+# Stage 2 trains the whole tiny LLM with the connector, both at 1e-3, in updates of 64 samples (16 x 4),
+# constant lr, no clipping, on the mix plus the centre drill ("Is the red circle left or right of the
+# center?", every such question of each training image): the first stage-2 recipe under which the
+# quickstart's model answers relation questions (README, "Position questions"; chosen on train probes).
+STAGE2 = dict(train_llm_stage2=True, stage2_accumulation=4, stage2_lr_scheduler="constant", stage2_max_grad_norm=0.0)
 SIZES = {
-    "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=20, batch_size=16, stage1_lr=1e-3,
-                                             stage2_lr=1e-3, train_llm_stage1=True, lora_r=64, lora_alpha=128,
-                                             lm_epochs=2),
+    "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=40, batch_size=16, stage1_lr=1e-3,
+                                             stage2_lr=1e-3, train_llm_stage1=True, lm_epochs=2, **STAGE2),
                     ClipPretrainConfig(steps=3000, position_std=2.0, pooling="objects", region="box", phrase_loss=1.0,
                                        word_loss=5.0, position_loss=1.0, lr_schedule="constant", max_grad_norm=0.0),
-                    pretrain_images=10_000),
+                    pretrain_images=10_000, drill_kinds=CENTER_KINDS),
     "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=1e-3,
-                                      stage2_lr=1e-3, train_llm_stage1=True, lora_r=16, lora_alpha=32, lm_epochs=1),
+                                      stage2_lr=1e-3, train_llm_stage1=True, lm_epochs=1, **STAGE2),
                  ClipPretrainConfig(steps=20, batch_size=32, save_every=10, position_std=2.0, pooling="objects",
                                     region="box", phrase_loss=1.0, word_loss=5.0, position_loss=1.0,
                                     lr_schedule="constant", max_grad_norm=0.0),
-                 probe_images=96),
+                 probe_images=96, drill_kinds=CENTER_KINDS),
 }
 # 1-3 objects: single-object images let the tiny model learn colour and size words first
 # 128 px (objects 22-38 px) read by 16-px patches: the same 8 x 8 grid as 64 px / 8 px, with shapes drawn finely

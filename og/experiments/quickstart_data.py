@@ -90,7 +90,7 @@ def prepare_data(out: Path, size: Size, seed: int = 0, on_encoder_step: Any = No
 
     data_dir = out / "data"
     files = write_shapes(data_dir, size.n_train, size.n_test, seed=seed, config=SCENES, progress=True, overwrite=True,
-                         questions_per_image=size.questions_per_image)
+                         questions_per_image=size.questions_per_image, drill_kinds=size.drill_kinds)
     oracle_dir = out / "masks" / "oracle"
     if not (oracle_dir.exists() and len(MaskStore(oracle_dir)) == size.n_train + size.n_test):
         write_oracle_store(data_dir, oracle_dir, masks=files.masks)

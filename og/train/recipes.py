@@ -7,13 +7,15 @@
 | `llava-1.5` | pretrain | 32 x 1 | 1e-3 | 0.03 | 1.0 | `plain` | no | no |
 | `llava-1.5` | finetune | 16 x 1 | 2e-4 (2e-5) | 0.03 | 1.0 | the model's (`vicuna_v1`) | yes | yes |
 | `og` | pretrain | 8 x 4 | 1e-3 | 0.03 | 1.0 | `plain` | the processor's | no |
-| `og` | finetune | 8 x 4 | 1e-4 (1e-4) | 0.03 | 1.0 | the model's | the processor's | no |
+| `og` | finetune | 8 x 4 | 1e-4 (= lr) | 0.03 | 1.0 | the model's | the processor's | no |
 
 Every stage of every recipe: one epoch, cosine schedule, no weight decay, LoRA r 128 / alpha
 256 / dropout 0.05 in finetuning (warmup is the ratio of the steps; batch is per device).
 `og-llava` is the OG-LLaVA authors' training script, `llava-1.5` LLaVA-1.5's `pretrain.sh` and
 `finetune_lora.sh` (og's finetune stage trains LoRA); `og` is og's own default for models no
-preset names (the tiny random ones): the table `og.train.stages.STAGES` holds it. Presets
+preset names (the tiny random ones): the table `og.train.stages.STAGES` holds it. A connector lr of
+None follows the stage's lr, also when `learning_rate` is overridden (`og`: projector and LoRA at one
+rate); the published recipes name theirs (LLaVA-1.5's `mm_projector_lr` 2e-5) and keep it. Presets
 `og-llava*` take `og-llava`, `llava-1.5*` take `llava-1.5`, every other spec `og`.
 A recipe applies to a stage given by name; a `Stage` object is used as it is.
 """
@@ -83,7 +85,7 @@ RECIPES: dict[str, Recipe] = {
     }),
     "og": Recipe("og", "og's defaults for specs no preset names (no published recipe)", {
         "pretrain": StageRecipe(1e-3, None, 8, 4, 0.03, 1.0, "plain", None, False),
-        "finetune": StageRecipe(1e-4, 1e-4, 8, 4, 0.03, 1.0, None, None, False, _LORA),
+        "finetune": StageRecipe(1e-4, None, 8, 4, 0.03, 1.0, None, None, False, _LORA),
     }),
 }
 PRESET_FAMILIES = (("og-llava", "og-llava"), ("llava-1.5", "llava-1.5"))  # preset name prefix -> recipe

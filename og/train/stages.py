@@ -89,7 +89,7 @@ STAGES: dict[str, Stage] = {
     "pretrain": Stage("pretrain", "stage 1: align the connector on image-caption data",
                       train=CONNECTOR, lr=1e-3, template="plain", saves=CONNECTOR),
     "finetune": Stage("finetune", "stage 2: instruction tuning, connector + LoRA on the LLM",
-                      train=(*CONNECTOR, "lora"), lr=1e-4, connector_lr=1e-4, lora=LoraSettings(),
+                      train=(*CONNECTOR, "lora"), lr=1e-4, lora=LoraSettings(),
                       saves=(*CONNECTOR, "lora")),
     "encoder": Stage("encoder", "stage 0: train the vision encoder with the connector (random encoders)",
                      train=("encoder", *CONNECTOR), lr=1e-3, template="plain", saves=("encoder", *CONNECTOR)),

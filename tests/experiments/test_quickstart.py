@@ -61,14 +61,14 @@ def test_a_folder_written_before_a_config_field_existed_is_still_the_same_run(tm
     size = SIZES["default"]
     identity = {"size": "default", **asdict(size), "scenes": asdict(SCENES)}  # as run_quickstart claims it
     older = json.loads(json.dumps(identity))
-    del older["schedule"]["train_llm_stage2"]  # written before the field existed
+    del older["schedule"]["lora_r"]  # written before the field existed (the default size keeps its default)
     del older["questions_per_image"]  # a field of the size itself, too
     (tmp_path / "quickstart.json").write_text(json.dumps(older))
     _claim(tmp_path, identity)  # accepted: the added field keeps its default
     (tmp_path / "quickstart.json").write_text(json.dumps(older))
-    trained_whole = {**identity, "schedule": asdict(replace(size.schedule, train_llm_stage2=True))}
+    other_rank = {**identity, "schedule": asdict(replace(size.schedule, lora_r=64))}
     with pytest.raises(ValueError, match="holds a quickstart of 'default' size"):
-        _claim(tmp_path, trained_whole)  # the missing field is its default, not whatever is asked now
+        _claim(tmp_path, other_rank)  # the missing field is its default, not whatever is asked now
     changed = {**older, "schedule": {**older["schedule"], "stage2_epochs": 24}}
     (tmp_path / "quickstart.json").write_text(json.dumps(changed))
     with pytest.raises(ValueError, match="holds a quickstart of 'default' size with another configuration"):

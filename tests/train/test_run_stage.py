@@ -94,6 +94,20 @@ def test_finetune_from_stage1_trains_connector_and_lora_with_their_lrs(tiny, fas
     assert result.trainable["lora"] > 0 and "llm" not in result.trainable and "encoder" not in result.trainable
 
 
+@pytest.mark.parametrize(("recipe", "connector"), [("og", 1e-3), ("llava-1.5", 2e-5)])
+def test_an_overridden_lr_moves_the_connector_unless_the_recipe_names_its_own(tiny, fast, toy, store, tmp_path,
+                                                                               recipe, connector):
+    model, processor = tiny()
+    capture = Capture()
+    result = run_stage("finetune", model, processor, [str(toy.instruct)], tmp_path / "s2", image_root=toy.image_root,
+                       mask_store=store, lora=SMALL_LORA, max_steps=1, per_device_train_batch_size=2,
+                       learning_rate=1e-3, recipe=recipe, callbacks=[capture], group_by_modality_length=False, **fast)
+    params = dict(result.model.named_parameters())
+    lrs = {canonical(n): lr for lr, ids in capture.groups for n, p in params.items() if id(p) in ids}
+    assert {lrs[n] for n in lrs if n.startswith(("projector", "fusion"))} == {connector}
+    assert {lrs[n] for n in lrs if "lora_" in n} == {1e-3}
+
+
 def test_kill_and_resume_equals_an_uninterrupted_run(tiny, fast, toy, store, tmp_path):
     common = dict(image_root=toy.image_root, mask_store=store, lora=SMALL_LORA, max_steps=6,
                   per_device_train_batch_size=3, learning_rate=1e-3, **{**fast, "save_strategy": "steps"},

@@ -16,7 +16,7 @@ def test_table_holds_the_published_recipe():
     assert pre.train == ("projector", "fusion", "position") and pre.lr == 1e-3 and pre.lora is None
     assert pre.template == "plain" and pre.saves == pre.train
     assert set(fine.train) == {"projector", "fusion", "position", "lora"}
-    assert (fine.lr, fine.connector_lr) == (1e-4, 1e-4)
+    assert (fine.lr, fine.connector_lr) == (1e-4, None)  # the connector follows the lr
     assert fine.lora == LoraSettings(r=128, alpha=256, dropout=0.05, target="all-linear")
     for stage in STAGES.values():
         assert stage.defaults["num_train_epochs"] == 1 and stage.defaults["activation_checkpointing"] is True

@@ -16,9 +16,10 @@ from og.data.shapes.dataset import ShapesDataset, ShapesItem, image_hash
 from og.data.shapes.probes import PROBE_TYPES, Probe
 from og.data.shapes.render import shape_mask, visible_masks
 from og.data.shapes.scene import ShapesConfig
-from og.data.shapes.text import DEFAULT_KINDS, QA
+from og.data.shapes.text import DEFAULT_KINDS, QA, QUESTION_KINDS, every_question
 from og.masks.masks import Masks
 
+_DRILL = 3  # the random stream of the drill records' question order
 ORACLE_SPEC = "given:shapes-oracle"  # the segmenter spec id the oracle store is written under
 
 
@@ -48,6 +49,7 @@ class _Written:
     probes: tuple[Probe, ...]
     redraws: int
     scene: dict
+    drill: tuple[QA, ...] = ()
 
 
 def _turns(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
@@ -102,7 +104,8 @@ def _clear(out: Path, identity: dict, overwrite: bool) -> None:
 def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, image_size: int | None = None,
                  config: ShapesConfig | None = None, questions_per_image: int | None = 4, curriculum: bool = False,
                  probe_types: tuple[str, ...] = PROBE_TYPES, progress: bool = False, return_masks: bool = True,
-                 overwrite: bool = False, kinds: tuple[str, ...] | None = None) -> ShapesFiles:
+                 overwrite: bool = False, kinds: tuple[str, ...] | None = None,
+                 drill_kinds: tuple[str, ...] = ()) -> ShapesFiles:
     """Generate and write the train and test splits (layout in the module docstring).
 
     `image_size` overrides the config's side (64 by default). `questions_per_image=None` writes every
@@ -114,16 +117,23 @@ def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, 
     with the same arguments rewrites it, other arguments need `overwrite=True` (which first
     removes the old images and files). `return_masks=False` keeps memory flat for big runs
     (`oracle_masks(out_dir)` redraws them later). `kinds` picks the question kinds (None: `DEFAULT_KINDS`,
-    every kind but the opt-in centre questions).
+    every kind but the opt-in centre questions). `drill_kinds` adds, per train image, one more stage-2
+    record holding every question of those kinds the image has (`every_question`; e.g. `CENTER_KINDS`:
+    where each named object lies), after the others; the records drawn from `kinds` stay the same.
     """
     cfg = config or ShapesConfig()
     if image_size is not None:
         cfg = dataclasses.replace(cfg, image_size=image_size)
     out = Path(out_dir)
+    bad = [k for k in drill_kinds if k not in QUESTION_KINDS]
+    if bad:
+        raise ValueError(f"unknown drill kinds {bad}; use some of {tuple(QUESTION_KINDS)}")
     identity = {"seed": seed, "n_train": n_train, "n_test": n_test, "config": dataclasses.asdict(cfg),
                 "questions_per_image": questions_per_image, "curriculum": curriculum, "probe_types": list(probe_types)}
     if kinds is not None and tuple(kinds) != DEFAULT_KINDS:
         identity["kinds"] = list(kinds)  # only when chosen: folders written before the option keep their identity
+    if drill_kinds:
+        identity["drill_kinds"] = list(drill_kinds)
     _clear(out, identity, overwrite)
     for split in ("train", "test"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -144,8 +154,11 @@ def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, 
                 masks[it.image_path] = it.masks
             if label == "train":
                 hashes.add(image_hash(it.scene.image))
+            drill = ()
+            if label == "train" and drill_kinds:  # a stream of its own: the other records do not change
+                drill = tuple(every_question(it.scene, np.random.default_rng([seed, _DRILL, len(kept)]), drill_kinds))
             kept.append(_Written(it.id, it.image_path, it.caption_prompt, it.caption, it.qas, it.probes,
-                                 it.redraws, _scene_record(it)))
+                                 it.redraws, _scene_record(it), drill))
         return kept
 
     train_items = emit(ShapesDataset(n_train, split="train", **kw), "train")
@@ -155,6 +168,9 @@ def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, 
     stage1 = [{"id": it.id, "image": it.image_path, "conversations": _turns([(it.caption_prompt, it.caption)])}
               for it in train_items]
     stage2 = _stage2(train_items, curriculum)
+    stage2 += [{"id": f"{it.id}-drill", "image": it.image_path, "conversations": _turns([(q.question, q.answer)
+                                                                                         for q in it.drill])}
+               for it in train_items if it.drill]
     rows = [{"id": f"{it.id}-{p.type}", "image": it.image_path, "type": p.type, "subtype": p.subtype,
              "question": p.question, "options": list(p.options), "answer": p.answer}
             for it in test_items for p in it.probes]

@@ -194,3 +194,31 @@ def test_rewriting_a_folder(tmp_path):
     pngs = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     assert pngs == ["images/test/000000.png", *(f"images/train/{i:06d}.png" for i in range(3))]  # nothing stale
     assert sorted(oracle_masks(out)) == pngs
+
+
+def test_drill_records_add_every_centre_question_and_keep_the_mix(tmp_path, written):
+    from og.data.shapes.text import CENTER_KINDS, center_side
+
+    files = write_shapes(tmp_path, n_train=40, n_test=12, seed=5, drill_kinds=CENTER_KINDS)
+    mix, drilled = json.loads(written.stage2.read_text()), json.loads(files.stage2.read_text())
+    assert drilled[:len(mix)] == mix  # the records drawn from the kinds are untouched
+    drills = drilled[len(mix):]
+    assert drills and all(r["id"].endswith("-drill") for r in drills)
+    scenes = {row["image"]: row for row in map(json.loads, files.scenes.read_text().splitlines())}
+    width = Image.open(tmp_path / drills[0]["image"]).width
+    asked = 0
+    for record in drills:
+        objects = scenes[record["image"]]["objects"]
+        turns = record["conversations"]
+        for question, answer in zip(turns[::2], turns[1::2], strict=True):
+            if "left or right" not in question["value"]:
+                continue
+            name = re.search(r"Is the (.+) left or right", question["value"]).group(1)
+            (obj,) = [o for o in objects if f"{o['color']} {o['shape']}" in name]
+            side = center_side(obj["box"][0], obj["box"][2] + 1, width / 2)
+            assert answer["value"] == ("left", "right")[side]
+            asked += 1
+    assert asked > 10
+    assert json.loads(files.meta.read_text())["identity"]["drill_kinds"] == list(CENTER_KINDS)
+    with pytest.raises(ValueError, match=r"unknown drill kinds \['centre'\]"):
+        write_shapes(tmp_path / "bad", n_train=2, n_test=1, drill_kinds=("centre",))
