@@ -3,7 +3,7 @@
 | stage | trains | lr (connector) | template | saves |
 |---|---|---|---|---|
 | `pretrain` | projector, fusion (begin-of-mask token), position tables | 1e-3 | `plain` | connector |
-| `finetune` | connector + LoRA r 128 / alpha 256 / dropout 0.05, all LLM linears | 1e-4 (1e-4) | model's | both |
+| `finetune` | connector + LoRA r 128 / alpha 256 / dropout 0.05, all LLM linears | 1e-4 (= lr) | model's | both |
 | `encoder` | vision encoder + connector ("stage 0", for a random tiny encoder) | 1e-3 | `plain` | both |
 
 Flags on any stage: `train_llm` (the whole LLM instead of LoRA), `train_encoder`. Parameter
