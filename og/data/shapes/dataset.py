@@ -20,8 +20,8 @@ from og.data.shapes.text import (
     CAPTION_PROMPTS,
     DEFAULT_KINDS,
     QA,
-    QUESTION_KINDS,
     caption,
+    check_kinds,
     every_question,
     questions,
 )
@@ -85,9 +85,7 @@ class ShapesDataset:
                              "every question a scene has")
         if self.n < 0:
             raise ValueError(f"n={self.n}; use a count >= 0")
-        bad = [k for k in self.kinds if k not in QUESTION_KINDS]
-        if bad:
-            raise ValueError(f"unknown question kinds {bad}; use some of {tuple(QUESTION_KINDS)}")
+        check_kinds(self.kinds)
 
     def __len__(self) -> int:
         return self.n

@@ -16,7 +16,7 @@ from og.data.shapes.dataset import ShapesDataset, ShapesItem, image_hash
 from og.data.shapes.probes import PROBE_TYPES, Probe
 from og.data.shapes.render import shape_mask, visible_masks
 from og.data.shapes.scene import ShapesConfig
-from og.data.shapes.text import DEFAULT_KINDS, QA, QUESTION_KINDS, every_question
+from og.data.shapes.text import DEFAULT_KINDS, QA, check_kinds, every_question
 from og.masks.masks import Masks
 
 _DRILL = 3  # the random stream of the drill records' question order
@@ -125,9 +125,7 @@ def write_shapes(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, 
     if image_size is not None:
         cfg = dataclasses.replace(cfg, image_size=image_size)
     out = Path(out_dir)
-    bad = [k for k in drill_kinds if k not in QUESTION_KINDS]
-    if bad:
-        raise ValueError(f"unknown drill kinds {bad}; use some of {tuple(QUESTION_KINDS)}")
+    check_kinds(drill_kinds, "drill")
     identity = {"seed": seed, "n_train": n_train, "n_test": n_test, "config": dataclasses.asdict(cfg),
                 "questions_per_image": questions_per_image, "curriculum": curriculum, "probe_types": list(probe_types)}
     if kinds is not None and tuple(kinds) != DEFAULT_KINDS:

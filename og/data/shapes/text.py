@@ -225,6 +225,13 @@ QUESTION_KINDS: dict[str, Callable[[Scene, np.random.Generator], QA | None]] = {
 DEFAULT_KINDS = tuple(k for k in QUESTION_KINDS if k not in CENTER_KINDS)
 
 
+def check_kinds(kinds: tuple[str, ...], what: str = "question") -> None:
+    """A clear error naming the kinds that are not question kinds (`what`: how the caller calls them)."""
+    bad = [k for k in kinds if k not in QUESTION_KINDS]
+    if bad:
+        raise ValueError(f"unknown {what} kinds {bad}; use some of {tuple(QUESTION_KINDS)}")
+
+
 def ask(scene: Scene, kind: str, rng: np.random.Generator) -> QA | None:
     """One question of `kind` about the scene, or None when the scene has no such question."""
     if kind not in QUESTION_KINDS:
