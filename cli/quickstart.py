@@ -187,6 +187,8 @@ def ablate(
                                       "lr_scheduler_type: cosine, constant, linear, ...)."),
     max_grad_norm2: float = typer.Option(1.0, min=0.0, help="Stage-2 gradient clipping (0: none)."),
     accumulation2: int = typer.Option(1, min=1, help="Stage-2 gradient accumulation (batch-size x this a step)."),
+    group_by_length2: bool = typer.Option(False, help="Stage 2: split each update into micro-batches of like "
+                                          "lengths (less padding, the same update)."),
     train_llm_stage1: bool = typer.Option(False, help="Train the whole LLM in stage 1 (random tiny LLMs)."),
     train_llm_stage2: bool = typer.Option(False, help="Train the whole LLM in stage 2 instead of LoRA."),
     out: Path = typer.Option(Path("runs/ablate"), help="Output folder."),
@@ -223,7 +225,7 @@ def ablate(
     schedule = Schedule(stage1_epochs=epochs1, stage2_epochs=epochs2, batch_size=batch_size, stage1_lr=lr1,
                         stage2_lr=lr2, train_llm_stage1=train_llm_stage1, train_llm_stage2=train_llm_stage2,
                         stage2_lr_scheduler=lr_scheduler2, stage2_max_grad_norm=max_grad_norm2,
-                        stage2_accumulation=accumulation2)
+                        stage2_accumulation=accumulation2, stage2_group_by_length=group_by_length2)
     _console().print(f"[bold]og ablate[/]: {len(chosen)} variants x {seeds} seeds -> {out}")
     with _progress() as (on_step, on_done):
         results = run_ablation(chosen, inputs, schedule, list(range(seeds)), out, on_step=on_step, on_done=on_done,

@@ -2,7 +2,8 @@
 
 Dataset items (`og.data.llava_dataset.LlavaDataset`) are dicts with `input_ids` (L,) and
 `labels` (L,) long tensors, `pixel_values` (3, H, W) or None, `layout` (a `TokenLayout`) or
-None, `min_length` and `events`. Long samples (`fit_length`): a sample longer than
+None, `image_key` (the image's path, or None), `min_length` and `events`; the batch carries the
+images' keys as `image_keys` when every image has one. Long samples (`fit_length`): a sample longer than
 `max_length` is cut at `max_length`, which only ever removes the end of its last turn; a
 sample whose image tokens or last answer start at or after `max_length` cannot be cut that
 way and is skipped, with a count. The skips and every event the dataset recorded (missing
@@ -77,5 +78,8 @@ class TrainCollator:
         if with_image:
             batch["pixel_values"] = torch.stack([it["pixel_values"] for it in with_image])  # (N, 3, H, W)
             batch["layout"] = PackedLayout.pack([it["layout"] for it in with_image])
+            keys = [it.get("image_key") for it in with_image]
+            if all(keys):  # for a frozen encoder's feature cache (the Trainer takes them out)
+                batch["image_keys"] = keys
         batch["og_events"] = events
         return batch

@@ -205,6 +205,7 @@ class LlavaDataset(Dataset):
             "id": conv.id, "input_ids": torch.tensor(ids, dtype=torch.long),  # (L,)
             "labels": torch.tensor(labels, dtype=torch.long),  # (L,)
             "pixel_values": pixels, "layout": layout, "image_size": size,
+            "image_key": str(self._root(root) / conv.image) if conv.has_image else None,  # the encoder cache's key
             "min_length": max(last_answer + 1, image_end), "events": events,
         }
 

@@ -72,7 +72,8 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
     common = dict(image_root=data.image_root, mask_store=store, max_length=schedule.max_length, seed=seed,
                   per_device_train_batch_size=schedule.batch_size, gradient_accumulation_steps=1,
                   save_strategy="no", report_to=[], disable_tqdm=True, logging_steps=10,
-                  activation_checkpointing=False, dataloader_num_workers=0, cache_samples=True)
+                  activation_checkpointing=False, dataloader_num_workers=0, cache_samples=True,
+                  cache_encoder_features=True)
     report = on_step or (lambda phase, step, total: None)
     start = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,8 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
         first = run_stage("pretrain", model, processor, data.stage1, out_dir / "stage1",
                           train_llm=schedule.train_llm_stage1, train_encoder=schedule.train_encoder_stage1,
                           num_train_epochs=schedule.stage1_epochs,
-                          learning_rate=schedule.stage1_lr, callbacks=[_StepReport("stage 1", report)], **common)
+                          learning_rate=schedule.stage1_lr, callbacks=[_StepReport("stage 1", report)],
+                          **{**common, "cache_encoder_features": not schedule.train_encoder_stage1})
         second = run_stage("finetune", first.model, processor, data.stage2, out_dir / "stage2",
                            lora=None if schedule.train_llm_stage2 else LoraSettings(r=schedule.lora_r,
                                                                                     alpha=schedule.lora_alpha,
@@ -91,6 +93,7 @@ def run_one(variant: Variant, data: AblationData, schedule: Schedule, seed: int,
                            num_train_epochs=schedule.stage2_epochs, learning_rate=schedule.stage2_lr,
                            lr_scheduler_type=schedule.stage2_lr_scheduler, max_grad_norm=schedule.stage2_max_grad_norm,
                            callbacks=[_StepReport("stage 2", report)],
+                           group_by_modality_length=schedule.stage2_group_by_length,
                            **{**common, "gradient_accumulation_steps": schedule.stage2_accumulation})
     train_seconds = time.time() - start
     report("eval", 0, 1)

@@ -62,6 +62,7 @@ class Schedule:
     stage2_lr_scheduler: str = "cosine"  # transformers' lr_scheduler_type of stage 2 (LLaVA's: cosine)
     stage2_max_grad_norm: float = 1.0  # gradient clipping in stage 2 (LLaVA's: 1.0; 0 = none)
     stage2_accumulation: int = 1  # gradient accumulation in stage 2: batch_size x this samples an update
+    stage2_group_by_length: bool = False  # stage 2's updates split into micro-batches of like lengths (less padding)
 
     def __post_init__(self) -> None:
         from transformers import SchedulerType

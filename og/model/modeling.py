@@ -129,8 +129,20 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         return bool(getattr(self.position, "grouped_positions", False))
 
     # ---- image side ----------------------------------------------------------------------------
-    def get_image_features(self, pixel_values: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
-        """Visual tokens of every image in LLM space, image 0 first: (ΣT, Dl)."""
+    def encode_images(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The encoder's pass: (features (N, h*w, Dv), what else the fusion takes from it, per image).
+        prune(by=cls) also takes the encoder's CLS attention (N, h*w), from the same pass."""
+        if getattr(self.fusion, "needs_cls_attention", False):
+            features, cls_attention = self.encoder.forward_with_cls_attention(pixel_values)
+            return features, {"cls_attention": cls_attention}
+        return self.encoder(pixel_values), {}  # (N, h*w, Dv)
+
+    def get_image_features(self, pixel_values: torch.Tensor, layout: PackedLayout,
+                           vision_features: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
+                           ) -> torch.Tensor:
+        """Visual tokens of every image in LLM space, image 0 first: (ΣT, Dl). `vision_features`:
+        `encode_images(pixel_values)` when the caller already has it (a frozen encoder's cache,
+        `og.train.feature_cache`); the encoder is then skipped."""
         n, copies = layout.batch_size, pixel_values.shape[0] // max(layout.batch_size, 1)
         if copies > 1:  # generate() repeats every image for beams / returned sequences
             unique = pixel_values[::copies]  # (N, 3, H, W)
@@ -139,11 +151,9 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         if pixel_values.shape[0] != n:
             raise ValueError(f"{pixel_values.shape[0]} images in pixel_values but {n} layouts; "
                              "give one layout per image")
-        extra = {}  # prune(by=cls) also takes the encoder's CLS attention (N, h*w), from the same pass
-        if getattr(self.fusion, "needs_cls_attention", False):
-            features, extra["cls_attention"] = self.encoder.forward_with_cls_attention(pixel_values)
-        else:
-            features = self.encoder(pixel_values)  # (N, h*w, Dv)
+        features, extra = vision_features if vision_features is not None else self.encode_images(pixel_values)
+        if features.shape[0] != n:
+            raise ValueError(f"vision_features hold {features.shape[0]} images but there are {n} layouts")
         layout = layout.to(features.device)
         tokens = self.fusion(features, layout, **extra)  # (ΣT, Dv)
         tokens = self.position(tokens, layout, "before")  # (ΣT, Dv) through forward: ZeRO-3 gathers its tables
@@ -218,6 +228,7 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         image_sizes: torch.Tensor | None = None,
         past_key_values: Any = None,
+        vision_features: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
         """Causal-LM forward with the visual tokens merged at the `<image>` placeholders."""
@@ -235,7 +246,7 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         if pixel_values is not None:
             if input_ids is None:
                 raise ValueError("images need input_ids to find their <image> placeholders")
-            features = self.get_image_features(pixel_values, layout)  # (ΣT, Dl)
+            features = self.get_image_features(pixel_values, layout, vision_features)  # (ΣT, Dl)
             image_mask = self.image_token_mask(input_ids, features.shape[0])  # (B, L)
             inputs_embeds = inputs_embeds.masked_scatter(
                 image_mask.unsqueeze(-1).to(inputs_embeds.device),

@@ -148,12 +148,17 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
               strict: bool = False, group_by_modality_length: bool | None = None, resume: bool = False,
               deepspeed: str | None = None, base: dict[str, Any] | None = None, recipe: str | Recipe | None = None,
               callbacks: list[TrainerCallback] | None = None, cache_samples: bool = False,
-              **training_overrides: Any) -> TrainResult:
+              cache_encoder_features: bool = False, **training_overrides: Any) -> TrainResult:
     """Train one stage; returns losses, counts and where the weights went (see module doc).
     `cache_samples`: read, plan and tokenize each sample once, not once per epoch (multi-epoch runs
-    on small data, e.g. the miniatures; it holds every sample's pixels and tokens in memory)."""
+    on small data, e.g. the miniatures; it holds every sample's pixels and tokens in memory).
+    `cache_encoder_features`: the frozen encoder runs once per image, not once per epoch
+    (`og.train.feature_cache`; it holds every image's features in memory)."""
     stage = stage_with_recipe(stage, recipe, model.config.model_spec).with_flags(
         train_llm=train_llm, train_encoder=train_encoder, lora=lora)
+    if cache_encoder_features and "encoder" in stage.train:
+        raise ValueError(f"cache_encoder_features needs a frozen encoder, but stage {stage.name!r} trains it; "
+                         "leave the encoder frozen or turn the cache off")
     log.info("stage %s: recipe %s", stage.name, stage.recipe)
     if group_by_modality_length is None:
         group_by_modality_length = stage.group_by_modality_length
@@ -175,10 +180,12 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
             "saves": list(stage.saves), "lora": dataclasses.asdict(stage.lora) if stage.lora else None,
             "template": template, "max_length": max_length, "base": base_info, "recipe": stage.recipe,
             "pad_to_square": processor.transform.pad_to_square, "group_by_modality_length": group_by_modality_length,
+            "cache_encoder_features": cache_encoder_features,
             "from_stage1": str(from_stage1) if from_stage1 is not None else None, "trainable": trainable}
     trainer = OGTrainer(model=model, args=args, train_dataset=dataset, callbacks=callbacks, stage=stage, info=info,
                         data_collator=TrainCollator(processor.tokenizer.pad_token_id, max_length),
-                        processor=processor, group_by_modality_length=group_by_modality_length)
+                        processor=processor, group_by_modality_length=group_by_modality_length,
+                        cache_encoder_features=cache_encoder_features)
     accelerate_env = {k: v for k, v in os.environ.items() if k.startswith("ACCELERATE_")}
     try:
         output = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -189,6 +196,9 @@ def run_stage(stage: str | Stage, model: nn.Module, processor: Any, data: list |
             if key not in accelerate_env:
                 del os.environ[key]
         os.environ.update(accelerate_env)
+    if trainer.feature_cache is not None:
+        cache = trainer.feature_cache
+        log.info("encoder cache: %d images encoded once, %d times served from memory", cache.misses, cache.hits)
     events = dict(trainer.data_events)
     if events:
         log.warning("data events over the run: %s (first: %s)", events, trainer.event_examples)

@@ -1,8 +1,11 @@
 """Length-grouped sampling by modality (LLaVA's `group_by_modality_length`).
 
-Image samples and text-only samples are never mixed within a mega-batch (world size x batch
-size samples); within a mega-batch samples are sorted by length, longest first, so each
-device's batch pads little. Mega-batches are shuffled; the two modalities' incomplete
+Image samples and text-only samples are never mixed within a mega-batch: the samples of one
+optimizer update, world size x batch size x gradient accumulation steps (LLaVA's
+`LLaVATrainer._get_train_sampler` passes `world_size * gradient_accumulation_steps`). Within
+a mega-batch samples are sorted by length, longest first, so each micro-batch pads little;
+an update still sums the gradients of the same samples, only their split into micro-batches
+changes. Mega-batches are shuffled; the two modalities' incomplete
 remainders form the last one. Deterministic for a seed and an epoch.
 """
 
@@ -36,9 +39,10 @@ def modality_grouped_indices(lengths: list[int], megabatch: int, generator: torc
 class ModalityLengthSampler(Sampler[int]):
     """Indices grouped by modality and length; `set_epoch` reshuffles."""
 
-    def __init__(self, lengths: list[int], batch_size: int, world_size: int = 1, seed: int = 0) -> None:
+    def __init__(self, lengths: list[int], batch_size: int, world_size: int = 1, seed: int = 0,
+                 accumulation: int = 1) -> None:
         self.lengths = list(lengths)
-        self.megabatch = max(1, batch_size * world_size)
+        self.megabatch = max(1, batch_size * world_size * accumulation)  # one optimizer update
         self.seed = seed
         self.epoch = 0
 

@@ -7,6 +7,8 @@
 - saving: only the stage's trainable weights (`trainables.safetensors`) and the run info,
   gathered from ZeRO-3 partitions when needed; resuming loads them back;
 - sampling: optional modality-and-length grouping (`group_by_modality_length`);
+- a frozen encoder's features computed once per image (`cache_encoder_features`,
+  `og.train.feature_cache`); the batch's `image_keys` are taken out either way;
 - data events (masks missing, images substituted, samples truncated or skipped) are taken out
   of each batch (`og_events`) and counted in `data_events`; what the fusion did to each image
   (masks dropped, patches in no token, tokens) is counted from the batch's layout in `layout_counts`.
@@ -24,6 +26,7 @@ from transformers import Trainer
 
 from og.fusion.counts import LayoutCounts
 from og.train.checkpoint import gather_trainables, load_trainables, save_trainables
+from og.train.feature_cache import EncoderFeatureCache
 from og.train.sampler import ModalityLengthSampler
 from og.train.stages import CONNECTOR, Stage, group_of
 
@@ -35,12 +38,14 @@ class OGTrainer(Trainer):
     """Trainer of one stage; `info` is written beside the weights (spec, stage, base, LoRA)."""
 
     def __init__(self, *args: Any, stage: Stage, info: dict[str, Any], processor: Any = None,
-                 group_by_modality_length: bool = False, **kwargs: Any) -> None:
+                 group_by_modality_length: bool = False, cache_encoder_features: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.og_processor = processor  # saved beside the weights (not `processing_class`: no token alignment)
         self.stage = stage
         self.info = info
         self.group_by_modality_length = group_by_modality_length
+        self.feature_cache = EncoderFeatureCache() if cache_encoder_features else None
         self.data_events: Counter[str] = Counter()
         self.event_examples: dict[str, list[str]] = {}
         self.layout_counts = LayoutCounts()
@@ -79,7 +84,8 @@ class OGTrainer(Trainer):
             if not hasattr(dataset, "modality_lengths"):
                 raise ValueError("group_by_modality_length needs a dataset with `modality_lengths` (LlavaDataset)")
             return ModalityLengthSampler(dataset.modality_lengths, self.args.train_batch_size,
-                                         self.args.world_size, seed=self.args.seed)
+                                         self.args.world_size, seed=self.args.seed,
+                                         accumulation=self.args.gradient_accumulation_steps)
         return super()._get_train_sampler(train_dataset)
 
     # ---- data events -------------------------------------------------------------------------
@@ -87,6 +93,10 @@ class OGTrainer(Trainer):
                      num_items_in_batch: Any = None) -> Any:
         self.record_events(inputs.pop("og_events", ()))
         self.layout_counts.add(inputs.get("layout"))
+        keys = inputs.pop("image_keys", None)
+        if self.feature_cache is not None and keys is not None and inputs.get("pixel_values") is not None:
+            bare = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # PEFT
+            inputs["vision_features"] = self.feature_cache(bare, inputs["pixel_values"], keys)
         return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                     num_items_in_batch=num_items_in_batch)
 

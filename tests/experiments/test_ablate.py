@@ -90,7 +90,8 @@ def test_stage_2_trains_lora_or_with_the_flag_the_whole_llm(tmp_path, monkeypatc
     monkeypatch.setattr(og.train.run, "training_arguments", recorded)
     trains = {}
     for name, flag in (("lora", []), ("full", ["--train-llm-stage2"]),
-                       ("constant", ["--lr-scheduler2", "constant", "--max-grad-norm2", "0", "--accumulation2", "2"])):
+                       ("constant", ["--lr-scheduler2", "constant", "--max-grad-norm2", "0", "--accumulation2", "2",
+                                     "--group-by-length2"])):
         out = tmp_path / name
         args = ["ablate", "--preset", "tiny-llava", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
                 "--batch-size", "4", "--out", str(out), *flag]
@@ -101,6 +102,8 @@ def test_stage_2_trains_lora_or_with_the_flag_the_whole_llm(tmp_path, monkeypatc
     assert "lora" in trains["lora"]["trains"] and trains["lora"]["lora"] is not None
     assert "llm" in trains["full"]["trains"] and "lora" not in trains["full"]["trains"]
     assert trains["full"]["lora"] is None and trains["full"]["trainable"]["llm"] > 0
+    assert [trains[n]["group_by_modality_length"] for n in trains] == [False, False, True]
+    assert all(t["cache_encoder_features"] for t in trains.values())  # the encoder is frozen in stage 2
     recipes = [(name, str(a.lr_scheduler_type.value), a.max_grad_norm, a.gradient_accumulation_steps)
                for name, a in made]
     assert recipes == [("pretrain", "cosine", 1.0, 1), ("finetune", "cosine", 1.0, 1)] * 2 + [

@@ -72,3 +72,14 @@ def test_modality_sampler_groups_images_and_text_and_sorts_by_length():
     gen = torch.Generator().manual_seed(0)
     odd = modality_grouped_indices([1, 2, 3, -1, -2], megabatch=2, generator=gen)
     assert sorted(odd) == [0, 1, 2, 3, 4]
+
+
+def test_the_modality_sampler_groups_the_samples_of_one_update():
+    lengths = [5, 9, 2, 4, 8, 1, 6, 3, 7, 10, 11, 12]
+    by_update = ModalityLengthSampler(lengths, batch_size=2, world_size=1, seed=0, accumulation=3)
+    assert by_update.megabatch == 6  # LLaVA: world size x accumulation steps x batch
+    order = list(by_update)
+    assert order == list(ModalityLengthSampler(lengths, batch_size=2, world_size=3, seed=0))
+    for start in (0, 6):
+        update = [lengths[i] for i in order[start: start + 6]]
+        assert update == sorted(update, reverse=True)
