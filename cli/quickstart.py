@@ -155,7 +155,8 @@ def quickstart(
     _console().print("The tiny vision encoder is pretrained contrastively on the training images and captions "
                      "(it stands in for CLIP), then frozen. The tiny LLM starts random: a text-only warm-up on the "
                      "training conversations stands in for a pretrained LLM, stage 1 trains it with the connector "
-                     "on captions, stage 2 trains the connector and LoRA on questions.")
+                     "on captions, stage 2 trains them on questions and a drill of left/right/above/below-the-centre "
+                     "questions.")
     with _progress() as (on_step, on_done):
         outcome = run_quickstart(out, fast=fast, seeds=seeds, all_variants=all_variants, on_step=on_step,
                                  on_done=on_done, on_encoder_step=_encoder_bar(on_step), jobs=jobs, threads=threads,

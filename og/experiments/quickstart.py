@@ -80,19 +80,21 @@ class Size:
     drill_kinds: tuple[str, ...] = ()  # one more stage-2 record per training image: every question of these kinds
 
 
-# Stage 2 trains the whole tiny LLM with the connector, both at 1e-3, in updates of 64 samples (16 x 4),
-# constant lr, no clipping, on the mix plus the centre drill ("Is the red circle left or right of the
-# center?", every such question of each training image): the first stage-2 recipe under which the
-# quickstart's model answers relation questions (README, "Position questions"; chosen on train probes).
-STAGE2 = dict(train_llm_stage2=True, stage2_accumulation=4, stage2_lr_scheduler="constant", stage2_max_grad_norm=0.0)
+# Stage 2 trains the whole tiny LLM with the connector, both at 2e-3, in updates of 64 samples (16 x 4,
+# each update's micro-batches grouped by length), constant lr, no clipping, on the mix plus the centre
+# drill ("Is the red circle left or right of the center?", every such question of each training image):
+# the stage-2 recipe under which the quickstart's model answers relation questions (README, "Position
+# questions"; chosen on train probes).
+STAGE2 = dict(train_llm_stage2=True, stage2_lr=2e-3, stage2_accumulation=4, stage2_lr_scheduler="constant",
+              stage2_max_grad_norm=0.0, stage2_group_by_length=True)
 SIZES = {
-    "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=40, batch_size=16, stage1_lr=1e-3,
-                                             stage2_lr=1e-3, train_llm_stage1=True, lm_epochs=2, **STAGE2),
+    "default": Size(2000, 300, 100, Schedule(stage1_epochs=3, stage2_epochs=50, batch_size=16, stage1_lr=1e-3,
+                                             train_llm_stage1=True, lm_epochs=2, **STAGE2),
                     ClipPretrainConfig(steps=3000, position_std=2.0, pooling="objects", region="box", phrase_loss=1.0,
                                        word_loss=5.0, position_loss=1.0, lr_schedule="constant", max_grad_norm=0.0),
                     pretrain_images=10_000, drill_kinds=CENTER_KINDS),
     "fast": Size(96, 24, 16, Schedule(stage1_epochs=1, stage2_epochs=1, batch_size=16, stage1_lr=1e-3,
-                                      stage2_lr=1e-3, train_llm_stage1=True, lm_epochs=1, **STAGE2),
+                                      train_llm_stage1=True, lm_epochs=1, **STAGE2),
                  ClipPretrainConfig(steps=20, batch_size=32, save_every=10, position_std=2.0, pooling="objects",
                                     region="box", phrase_loss=1.0, word_loss=5.0, position_loss=1.0,
                                     lr_schedule="constant", max_grad_norm=0.0),
