@@ -38,7 +38,9 @@ class EncoderFeatureCache:
     def __call__(self, model: Any, pixel_values: torch.Tensor, keys: list[str]) -> Features:
         if len(keys) != pixel_values.shape[0]:
             raise ValueError(f"{len(keys)} image keys for {pixel_values.shape[0]} images; give one key per image")
-        first = {key: i for i, key in reversed(list(enumerate(keys)))}  # key -> its first row in the batch
+        first: dict[str, int] = {}  # key -> its first row in the batch
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
         new = [i for key, i in first.items() if key not in self.rows]
         if new:
             self._encode(model, pixel_values[new], [keys[i] for i in new])  # (n, 3, H, W)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -28,6 +30,7 @@ def setup(tmp_path_factory):
 
 def test_pads_on_the_right_and_packs_the_layouts_of_the_image_samples(setup):
     model, processor, ds = setup
+    toy_root = ds.image_root
     items = [ds[i] for i in range(len(ds))]  # six image samples, then two text-only
     batch = TrainCollator(processor.tokenizer.pad_token_id)(items)
     lengths = [len(it["input_ids"]) for it in items]
@@ -44,6 +47,8 @@ def test_pads_on_the_right_and_packs_the_layouts_of_the_image_samples(setup):
     ref = PackedLayout.pack([it["layout"] for it in with_image])
     assert torch.equal(batch["layout"].segment, ref.segment) and torch.equal(batch["layout"].lengths, ref.lengths)
     assert int((batch["input_ids"] == processor.image_token_id).sum()) == batch["layout"].total
+    assert batch["image_keys"] == [str(toy_root / ds.samples[i][0].image) for i in range(6)]  # the images' paths
+    assert all(Path(key).is_file() for key in batch["image_keys"])
 
 
 def test_right_padding_leaves_each_samples_logits_unchanged(setup):
