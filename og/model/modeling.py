@@ -30,6 +30,7 @@ from og.registry import ENCODERS, FUSIONS, LLMS, POSITIONS, PROJECTORS
 
 IGNORE_INDEX = -100
 _IMAGE_INPUTS = ("pixel_values", "layout", "image_sizes")
+VisionFeatures = tuple[torch.Tensor, dict[str, torch.Tensor]]  # the encoder's pass: (N, h*w, Dv), extras (N, ...)
 
 
 class OGLlavaPreTrainedModel(PreTrainedModel):
@@ -129,7 +130,7 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         return bool(getattr(self.position, "grouped_positions", False))
 
     # ---- image side ----------------------------------------------------------------------------
-    def encode_images(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def encode_images(self, pixel_values: torch.Tensor) -> VisionFeatures:
         """The encoder's pass: (features (N, h*w, Dv), what else the fusion takes from it, per image).
         prune(by=cls) also takes the encoder's CLS attention (N, h*w), from the same pass."""
         if getattr(self.fusion, "needs_cls_attention", False):
@@ -138,8 +139,7 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         return self.encoder(pixel_values), {}  # (N, h*w, Dv)
 
     def get_image_features(self, pixel_values: torch.Tensor, layout: PackedLayout,
-                           vision_features: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
-                           ) -> torch.Tensor:
+                           vision_features: VisionFeatures | None = None) -> torch.Tensor:
         """Visual tokens of every image in LLM space, image 0 first: (ΣT, Dl). `vision_features`:
         `encode_images(pixel_values)` when the caller already has it (a frozen encoder's cache,
         `og.train.feature_cache`); the encoder is then skipped."""
@@ -228,7 +228,7 @@ class OGLlavaForConditionalGeneration(OGLlavaPreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         image_sizes: torch.Tensor | None = None,
         past_key_values: Any = None,
-        vision_features: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
+        vision_features: VisionFeatures | None = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
         """Causal-LM forward with the visual tokens merged at the `<image>` placeholders."""

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-Features = tuple[torch.Tensor, dict[str, torch.Tensor]]  # (N, h*w, Dv), extras per image (N, ...)
+from og.model.modeling import VisionFeatures
+
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)  # two passes of one encoder over the same images may differ in the last bits
 
 
@@ -27,7 +28,7 @@ class EncoderFeatureCache:
     for the keys seen before; `hits` / `misses` count images."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]] = {}
+        self.rows: dict[str, VisionFeatures] = {}  # key -> (h*w, Dv), extras of one image
         self.hits = 0
         self.misses = 0
         self.checked = False
@@ -35,7 +36,7 @@ class EncoderFeatureCache:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __call__(self, model: Any, pixel_values: torch.Tensor, keys: list[str]) -> Features:
+    def __call__(self, model: Any, pixel_values: torch.Tensor, keys: list[str]) -> VisionFeatures:
         if len(keys) != pixel_values.shape[0]:
             raise ValueError(f"{len(keys)} image keys for {pixel_values.shape[0]} images; give one key per image")
         first: dict[str, int] = {}  # key -> its first row in the batch
